@@ -1,0 +1,45 @@
+# Two sacred commands: `make demo` (the main job) and `make test` (the suite).
+# Both build .venv from nothing when it is missing or older than pyproject.toml.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# vowpal-wabbit-next only has wheels for CPython 3.11/3.12: pick the first such interpreter.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info[:2] not in ((3,11),(3,12)))' 2>/dev/null; \
+	then echo $$p; break; fi; done)
+
+.PHONY: demo test lint typecheck unit venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: SmartTrip needs python3.11 or python3.12 on PATH (vowpal-wabbit-next ships wheels only for those)." >&2; \
+		exit 1; fi
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e '.[embedded,dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/smarttrip demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not integration"
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

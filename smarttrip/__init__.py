@@ -1,0 +1,1 @@
+"""SmartTrip Learner: command-line entry point and process-wide settings."""

@@ -1,0 +1,1 @@
+"""The ``smarttrip`` command line: one sub-command group per module."""

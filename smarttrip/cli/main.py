@@ -1,0 +1,21 @@
+"""Root of the ``smarttrip`` CLI; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from smarttrip.cli import bench, catalog, demo, rank
+
+app = typer.Typer(
+    name="smarttrip",
+    help="SmartTrip Learner: real-time learning-to-rank for a trip marketplace.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(catalog.app, name="catalog")
+app.add_typer(bench.app, name="bench")
+app.command("rank")(rank.rank)
+app.command("demo")(demo.demo)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
