@@ -1,1 +1,1 @@
-"""bench package."""
+"""Benchmarks: each prints a table and ratios against a baseline measured in the same run."""
