@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smarttrip.cli import bench, catalog, demo, rank
+from smarttrip.cli import bench, catalog, demo, rank, services
 
 app = typer.Typer(
     name="smarttrip",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(bench.app, name="bench")
+app.add_typer(services.app, name="services")
 app.command("rank")(rank.rank)
 app.command("demo")(demo.demo)
 

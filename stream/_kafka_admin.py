@@ -1,0 +1,153 @@
+"""Kafka readiness probe and explicit topic creation, through kafka-python's admin client.
+
+Why explicit topics: Tansu (like Kafka with auto-create on) creates an unknown
+topic on first use with a default partition count (4 in Tansu). The join needs
+impressions and interactions co-partitioned, and Faust needs each changelog to
+match its source topic, so we create every topic with the count we mean and
+refuse to go on if an existing topic disagrees.
+
+Only the part of the admin API that is the same in kafka-python 2.x and 3.x is
+used (``list_topics``, ``create_topics``, ``describe_topics``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from stream._managed_process import EmbeddedServicesError
+
+# kafka-python 3 loads its protocol schemas at import time through the
+# deprecated importlib.resources.open_text/read_text; under pytest's
+# ``filterwarnings = error`` that import would fail wherever it first happens.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+__all__ = ["ensure_topics", "kafka_metadata_ready"]
+
+_CLIENT_ID = "smarttrip-embedded"
+# kafka-python logs every refused connection while the broker boots; we poll on purpose.
+_QUIET_LOGGERS = ("kafka", "kafka.conn", "kafka.client", "kafka.net")
+
+
+@contextlib.contextmanager
+def _admin(bootstrap_servers: str, *, timeout: float) -> Iterator[Any]:
+    configs: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers.split(","),
+        "client_id": _CLIENT_ID,
+        "request_timeout_ms": max(int(timeout * 1000), 1000),
+    }
+    if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:  # kafka-python >= 3
+        configs["bootstrap_timeout_ms"] = configs["request_timeout_ms"]
+    admin = KafkaAdminClient(**configs)
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def _quiet_kafka_logs() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def kafka_metadata_ready(
+    bootstrap_servers: str, *, timeout: float, alive: Callable[[], bool] = lambda: True
+) -> bool:
+    """True once a metadata request to ``bootstrap_servers`` is answered within ``timeout`` s.
+
+    Returns False early if ``alive()`` reports that the broker process has exited.
+    """
+    deadline = time.monotonic() + timeout
+    with _quiet_kafka_logs():
+        while alive():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                with _admin(bootstrap_servers, timeout=min(remaining, 2.0)) as admin:
+                    admin.list_topics()
+                    return True
+            except (KafkaError, OSError):
+                time.sleep(0.05)
+    return False
+
+
+def _validate(topics: Mapping[str, int]) -> None:
+    for name, partitions in topics.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"topics: topic name must be a non-empty string, got {name!r}")
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+            raise ValueError(f"topics[{name!r}]: partition count must be an int >= 1, got {partitions!r}")
+
+
+def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
+    """Partition count per topic whose metadata is complete (kafka-python 2.x and 3.x keys)."""
+    counts: dict[str, int] = {}
+    for info in admin.describe_topics(names):
+        name = info.get("name", info.get("topic"))
+        if info.get("error_code", 0) == 0 and info.get("partitions"):
+            counts[str(name)] = len(info["partitions"])
+    return counts
+
+
+def ensure_topics(
+    bootstrap_servers: str, topics: Mapping[str, int], *, timeout: float = 10.0
+) -> dict[str, int]:
+    """Create the missing ``topics`` (name → partitions) and check the existing ones.
+
+    Topics are created with replication factor 1 (a dev/test setting). A topic
+    that already exists is fine if its partition count matches; otherwise
+    :class:`EmbeddedServicesError` lists every mismatch. Returns the partition
+    count of each requested topic as the broker reports it.
+    """
+    _validate(topics)
+    if not topics:
+        return {}
+    names = sorted(topics)
+    try:
+        with _admin(bootstrap_servers, timeout=timeout) as admin:
+            existing = set(admin.list_topics())
+            for name in names:
+                if name in existing:
+                    continue
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(
+                        [NewTopic(name=name, num_partitions=topics[name], replication_factor=1)]
+                    )
+            deadline = time.monotonic() + timeout
+            counts = _partition_counts(admin, names)
+            while len(counts) < len(names) and time.monotonic() < deadline:
+                time.sleep(0.05)
+                counts = _partition_counts(admin, names)
+    except KafkaError as exc:
+        raise EmbeddedServicesError(
+            f"creating topics on {bootstrap_servers} failed: {exc}", retriable=bool(exc.retriable)
+        ) from exc
+    missing = [name for name in names if name not in counts]
+    if missing:
+        raise EmbeddedServicesError(f"topics {missing} have no metadata after {timeout:.0f}s", retriable=True)
+    wrong = {name: (counts[name], topics[name]) for name in names if counts[name] != topics[name]}
+    if wrong:
+        details = ", ".join(
+            f"{n!r} has {have} partitions, wanted {want}" for n, (have, want) in wrong.items()
+        )
+        raise EmbeddedServicesError(
+            f"existing topics disagree with the requested partition counts: {details}"
+        )
+    return counts

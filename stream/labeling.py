@@ -1,0 +1,147 @@
+"""From raw interactions to labels, reward and the "examined" flag.
+
+Why a module of its own: these are modelling choices, not plumbing. The join
+(:mod:`stream.session`) only decides *which* interactions belong to which shown
+trip; this module decides what they are worth (:func:`examples_of` turns a slate
+and its joined interactions into examples), so analysts can read and change the
+rules in one place, and replay tools can relabel logged slates.
+
+Labels
+    Per shown trip: the count of each interaction type attached to it and the
+    total dwell seconds. Labels keep raw counts; the reward summarises them.
+
+Reward (:class:`RewardConfig`)
+    ``reward = max(weight of each type present) + dwell bonus``: the strongest
+    engagement counts once (five clicks are not worth five times one click;
+    ``booking_start`` is worth more than a click), plus ``dwell_bonus`` when the
+    total dwell reaches ``dwell_threshold_s``. The reward is bounded in
+    ``[0, max weight + dwell_bonus]`` (5.5 by default), as bandit bounds need.
+    Dwell only earns the bonus when positive (a zero threshold is not a gift).
+
+Clicked
+    Only real ``click`` events set ``clicked``. A save, contact or
+    booking start without a logged click still earns its reward and counts as
+    engagement, but is not a click (the UI has buttons on the result card).
+
+Examined (cascade rule, Craswell et al. 2008, "An experimental comparison of
+click position-bias models", WSDM)
+    Order the slate by displayed position and call the index in that order the
+    *rank* (equal to the position when positions are 0..n-1). If some trip was
+    engaged with (any label), the user scanned down to the lowest engaged rank
+    ``r`` and looked at the next one: ranks ``0..r+1`` are examined. With no
+    engagement we only trust the top ``no_click_examined_top_n`` ranks (default
+    3) to have been seen. The raw position is kept on every example so
+    learners can also model position bias themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+
+from stream.events import Example, Impression, Interaction, Labels
+
+__all__ = ["RewardConfig", "examined_by_rank", "examples_of", "labels_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class RewardConfig:
+    """Weights of the reward (all finite and non-negative).
+
+    Examples
+    --------
+    >>> cfg = RewardConfig()
+    >>> cfg.reward(Labels(click=3)), cfg.reward(Labels(click=1, booking_start=1, dwell_s=45.0))
+    (1.0, 5.5)
+    """
+
+    click: float = 1.0
+    save: float = 2.0
+    contact: float = 3.0
+    booking_start: float = 5.0
+    dwell_bonus: float = 0.5
+    dwell_threshold_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"RewardConfig.{f.name}: must be a finite number >= 0, got {value!r}")
+
+    def reward(self, labels: Labels) -> float:
+        """Strongest engagement weight, plus the dwell bonus when earned."""
+        present = (
+            (labels.click, self.click),
+            (labels.save, self.save),
+            (labels.contact, self.contact),
+            (labels.booking_start, self.booking_start),
+        )
+        base = max((weight for count, weight in present if count > 0), default=0.0)
+        bonus = self.dwell_bonus if labels.dwell_s > 0 and labels.dwell_s >= self.dwell_threshold_s else 0.0
+        return float(base + bonus)
+
+    @property
+    def max_reward(self) -> float:
+        """Upper bound of :meth:`reward`."""
+        return max(self.click, self.save, self.contact, self.booking_start) + self.dwell_bonus
+
+
+def labels_of(interactions: Iterable[Interaction]) -> Labels:
+    """Count interactions per type and sum dwell seconds (all for one trip)."""
+    counts = {"click": 0, "save": 0, "booking_start": 0, "contact": 0}
+    dwell_s = 0.0
+    for ev in interactions:
+        if ev.type == "dwell":
+            dwell_s += ev.value
+        else:
+            counts[ev.type] += 1
+    return Labels(counts["click"], counts["save"], counts["booking_start"], counts["contact"], dwell_s)
+
+
+def examined_by_rank(engaged: Sequence[bool], *, no_click_examined_top_n: int = 3) -> tuple[bool, ...]:
+    """Cascade examination flags, given engagement flags in rank order.
+
+    Examples
+    --------
+    >>> examined_by_rank([False, False, True, False, False])
+    (True, True, True, True, False)
+    >>> examined_by_rank([False] * 5, no_click_examined_top_n=2)
+    (True, True, False, False, False)
+    """
+    last = max((rank for rank, hit in enumerate(engaged) if hit), default=None)
+    limit = no_click_examined_top_n if last is None else last + 2
+    return tuple(rank < limit for rank in range(len(engaged)))
+
+
+def examples_of(
+    imp: Impression,
+    attached: Iterable[Interaction],
+    *,
+    revisions: Sequence[int] | None = None,
+    reward: RewardConfig | None = None,
+    no_click_examined_top_n: int = 3,
+) -> tuple[Example, ...]:
+    """One example per shown trip (slate order), from the interactions joined to the slate.
+
+    ``revisions`` gives each item's revision (default all 0).
+    """
+    reward = reward if reward is not None else RewardConfig()
+    by_trip: dict[str, list[Interaction]] = {}
+    for ev in attached:
+        by_trip.setdefault(ev.trip_id, []).append(ev)
+    labels = [labels_of(by_trip.get(item.trip_id, ())) for item in imp.slate]
+    ranked = sorted(range(len(imp.slate)), key=lambda k: imp.slate[k].position)
+    flags = examined_by_rank(
+        [labels[k].engaged for k in ranked], no_click_examined_top_n=no_click_examined_top_n
+    )
+    examined = dict(zip(ranked, flags, strict=True))
+    examples: list[Example] = []
+    for k, item in enumerate(imp.slate):
+        examples.append(Example(
+            f"{imp.request_id}:{item.trip_id}", imp.request_id, item.trip_id, imp.session_id, imp.user_id,
+            imp.segment, imp.policy, imp.model_version, imp.feature_version, item.phi, item.position,
+            item.propensity, reward.reward(labels[k]), labels[k], labels[k].click > 0, examined[k], imp.ts,
+            revisions[k] if revisions is not None else 0,
+        ))  # fmt: skip
+    return tuple(examples)
