@@ -136,9 +136,20 @@ def opt_list(obj: Mapping[str, object], key: str, prefix: str = "", *, max_len: 
     return [] if value is None else check_list(value, join(prefix, key), min_len=0, max_len=max_len)
 
 
+_NUMBER_TYPES = frozenset({float, int})
+
+
 def float_row(value: object, path: str, *, max_len: int) -> tuple[float, ...]:
     """An array of finite numbers, as a tuple."""
     items = check_list(value, path, min_len=0, max_len=max_len)
+    # Fast path for the common case (φ rows): all floats/ints and a finite sum.
+    if set(map(type, items)) <= _NUMBER_TYPES:
+        row = tuple(map(float, items))  # type: ignore[arg-type]  # all int|float, checked above
+        try:
+            if math.isfinite(math.fsum(row)):
+                return row
+        except OverflowError:
+            pass  # huge finite values: the exact check below decides
     return tuple(check_float(x, f"{path}[{i}]") for i, x in enumerate(items))
 
 

@@ -36,8 +36,11 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Final
+
+import orjson
 
 from stream._fields import (
     MAX_ID_LEN,
@@ -147,14 +150,28 @@ def encode(record: Record, *, validate: bool = True) -> bytes:
     if validate:
         _FROM_DICT[type(record)](data, "")
     try:
-        raw = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
+        # orjson is ~10x faster than json here (the join encodes ten examples per slate);
+        # it writes NaN as null, so non-finite values are rejected first when validating.
+        raw = orjson.dumps(data)
+    except (TypeError, orjson.JSONEncodeError) as exc:
         raise EventError("payload", f"not encodable as JSON: {exc}") from None
+    if b"null" in raw and _has_non_finite(data):
+        raise EventError("payload", "not encodable as JSON: non-finite number")
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise EventError(
             "payload", f"must be at most {MAX_PAYLOAD_BYTES} bytes, got {len(raw)}", reason="too_large"
         )
     return raw
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def _load(raw: bytes) -> dict[str, object]:
@@ -165,14 +182,22 @@ def _load(raw: bytes) -> dict[str, object]:
             "payload", f"must be at most {MAX_PAYLOAD_BYTES} bytes, got {len(raw)}", reason="too_large"
         )
     try:
-        value = json.loads(bytes(raw))
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = _load_slow(bytes(raw))
+    if not isinstance(value, dict):
+        raise EventError("payload", f"must be a JSON object, got {type_name(value)}", reason="bad_json")
+    return value
+
+
+def _load_slow(raw: bytes) -> object:
+    """The standard library's parser: what orjson refuses (huge integers, NaN) and exact messages."""
+    try:
+        return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise EventError("payload", f"invalid JSON: {exc.msg} at char {exc.pos}", reason="bad_json") from None
     except (ValueError, RecursionError) as exc:  # bad UTF-8, absurd nesting or number length
         raise EventError("payload", f"invalid JSON: {type(exc).__name__}", reason="bad_json") from None
-    if not isinstance(value, dict):
-        raise EventError("payload", f"must be a JSON object, got {type_name(value)}", reason="bad_json")
-    return value
 
 
 def _envelope(value: object, kind: str, prefix: str) -> Mapping[str, object]:

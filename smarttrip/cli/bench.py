@@ -61,6 +61,33 @@ def scoring(
         console.print(f"wrote {json_out}")
 
 
+@app.command("join")
+def join(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    sessions: int = typer.Option(20_000, min=100, help="Sessions to pre-produce (one 10-trip slate each)."),
+    seed: int = typer.Option(0, help="Seed for the synthetic sessions."),
+) -> None:
+    """Join throughput per worker through the embedded broker, next to a bare counting agent."""
+    from bench import join as bench_join
+
+    console = Console()
+    with console.status("starting the broker…") as status:
+        results = bench_join.run(
+            n_sessions=sessions, seed=seed, progress=lambda m: status.update(f"measuring the {m} worker…")
+        )
+    table = Table(title="Stream worker throughput through Kafka (one worker, 4 partitions)")
+    for col in ("worker", "events", "seconds", "events/s", "vs bare agent"):
+        table.add_column(col, justify="right")
+    base = results[0].rate
+    for r in results:
+        table.add_row(r.mode, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.rate / base:.2f}")
+    console.print(table)
+    if json_out:
+        payload = {"benchmark": "join", "sessions": sessions, "results": [r.as_dict() for r in results]}
+        json_out.write_text(json.dumps(payload, indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+
+
 def _parse_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))

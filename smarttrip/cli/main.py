@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smarttrip.cli import bench, catalog, demo, rank, services
+from smarttrip.cli import bench, catalog, demo, rank, services, worker
 
 app = typer.Typer(
     name="smarttrip",
@@ -17,6 +17,7 @@ app.add_typer(bench.app, name="bench")
 app.add_typer(services.app, name="services")
 app.command("rank")(rank.rank)
 app.command("demo")(demo.demo)
+app.command("worker")(worker.worker)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

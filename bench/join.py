@@ -1,0 +1,87 @@
+"""Join throughput through real Kafka: the join worker vs a bare counting Faust agent.
+
+Both run as one worker process against the same broker, on the same
+pre-produced input (sessions of one 10-trip slate with φ rows and a few
+clicks), with the same micro-batching; the rate is read from each worker's
+own Prometheus counter, from its first processed event to its last, so the
+consumer-group join time is excluded. Run: ``smarttrip bench join``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaProducer
+
+from stream.embedded import EmbeddedServices, embedded_services, ensure_topics
+from stream.synthetic import synthetic_sessions
+from stream.worker_process import WorkerProcess
+
+
+@dataclass(frozen=True)
+class ModeResult:
+    mode: str
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    def as_dict(self) -> dict[str, object]:
+        return {"mode": self.mode, "events": self.events, "seconds": self.seconds, "events_per_s": self.rate}
+
+
+def _measure(svc: EmbeddedServices, mode: str, n_sessions: int, seed: int) -> ModeResult:
+    uid = uuid.uuid4().hex[:8]
+    names = {k: f"bench-{k}-{uid}" for k in ("impressions", "interactions", "examples", "deadletter")}
+    ensure_topics(svc.bootstrap_servers, dict.fromkeys(names.values(), 4))
+    records, _ = synthetic_sessions(
+        n_sessions=n_sessions,
+        seed=seed,
+        t0=time.time(),
+        slate_size=10,
+        impressions_topic=names["impressions"],
+        interactions_topic=names["interactions"],
+    )
+    producer = KafkaProducer(bootstrap_servers=svc.bootstrap_servers, linger_ms=20, batch_size=256 * 1024)
+    for r in records:
+        producer.send(r.topic, key=r.key, value=r.value)
+    producer.flush(60)
+    producer.close()
+    env = {
+        "SMARTTRIP_KAFKA_BOOTSTRAP": svc.bootstrap_servers,
+        "SMARTTRIP_APP_ID": f"bench-{mode}-{uid}",
+        "SMARTTRIP_SESSION_TIMEOUT_S": "2",
+        "SMARTTRIP_HEARTBEAT_S": "0.2",
+        "SMARTTRIP_JOIN_WINDOW_S": "5",
+        **{f"SMARTTRIP_TOPIC_{k.upper()}": v for k, v in names.items()},
+    }
+    worker = WorkerProcess(env, mode=mode, name=f"bench-{mode}")
+    try:
+        total = len(records)
+        worker.wait_for("smarttrip_stream_events_total", 1, timeout=120)
+        t_first, v_first = time.perf_counter(), worker.total("smarttrip_stream_events_total")
+        while (v := worker.total("smarttrip_stream_events_total")) < total:
+            if not worker.alive():
+                raise RuntimeError(worker.log_tail())
+            time.sleep(0.1)  # scraping /metrics costs the worker CPU: poll gently
+        t_done = time.perf_counter()
+        return ModeResult(mode, int(v - v_first), t_done - t_first)
+    finally:
+        worker.stop()
+
+
+def run(
+    *, n_sessions: int = 20_000, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> list[ModeResult]:
+    results = []
+    with embedded_services(topics={}) as svc:
+        for mode in ("count", "join"):
+            if progress:
+                progress(mode)
+            results.append(_measure(svc, mode, n_sessions, seed))
+    return results

@@ -1,0 +1,79 @@
+"""Metrics of the stream (join) worker, on an explicit registry.
+
+One bundle per process, created with its own ``CollectorRegistry`` (as
+faust's ``sensors/prometheus.py`` does) so tests can build several without
+global clashes. Labels are bounded: topic, outcome, reason, position bucket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["StreamMetrics", "position_label"]
+
+_POSITION_BUCKETS = 20  # positions ≥ 20 share one label, keeping cardinality bounded
+
+
+def position_label(position: int) -> str:
+    return str(position) if position < _POSITION_BUCKETS else f"{_POSITION_BUCKETS}+"
+
+
+@dataclass
+class StreamMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events = Counter(
+            "smarttrip_stream_events_total",
+            "Input events by source topic and outcome (ok, deadletter).",
+            ["topic", "outcome"],
+            registry=r,
+        )
+        self.examples = Counter(
+            "smarttrip_stream_examples_total",
+            "Examples emitted, by kind (new, correction).",
+            ["kind"],
+            registry=r,
+        )
+        self.joined_clicks = Counter(
+            "smarttrip_stream_joined_clicks_total",
+            "Clicked examples emitted, by 0-based position shown.",
+            ["position"],
+            registry=r,
+        )
+        self.join_events = Counter(
+            "smarttrip_stream_join_events_total",
+            "Join bookkeeping: attached, held, late_attached, duplicate_interaction, "
+            "duplicate_impression, forced_close.",
+            ["kind"],
+            registry=r,
+        )
+        self.deadletters = Counter(
+            "smarttrip_stream_deadletters_total",
+            "Records sent to the dead-letter topic, by stage and reason.",
+            ["stage", "reason"],
+            registry=r,
+        )
+        self.open_sessions = Gauge(
+            "smarttrip_stream_open_sessions", "Sessions held by this worker's join.", registry=r
+        )
+        self.watermark_lag = Gauge(
+            "smarttrip_stream_watermark_lag_seconds",
+            "Wall clock minus the join's event-time watermark.",
+            registry=r,
+        )
+        self.window_close_lag = Histogram(
+            "smarttrip_stream_window_close_lag_seconds",
+            "Wall-clock delay between a slate's window end and its examples being emitted.",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "smarttrip_stream_batch_seconds",
+            "Time to process one micro-batch.",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )

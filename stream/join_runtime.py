@@ -1,0 +1,251 @@
+"""The join worker's logic between Kafka records and the session join, without Kafka.
+
+The Faust agent (:mod:`stream.faust_app`) hands micro-batches of raw records
+to :meth:`JoinRuntime.process` and sends back what it returns; tests and the
+replay tools call the same object directly. What lives here and why:
+
+- decoding with dead letters: a record that fails to decode (or a bug hit
+  while joining it) becomes a ``deadletter`` record with the reason, is
+  counted, and the batch goes on;
+- the watermark: event time (max ``ts`` seen − delay), capped by the wall
+  clock so one far-future timestamp cannot close every window, and moving
+  with the wall clock once input has been idle for ``idle_s`` so the last
+  windows close without new traffic;
+- coalesced state writes: sessions live in memory (:class:`TableStore`) and
+  each changed session is written to the changelog-backed table once per
+  batch, not once per event — Faust pays a changelog record per write.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from monitoring.stream_metrics import StreamMetrics, position_label
+from stream.codec import decode_impression, decode_interaction, encode
+from stream.errors import EventError
+from stream.events import DeadLetter
+from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
+from stream.session import SessionState
+from stream.settings import StreamSettings
+
+__all__ = ["JoinRuntime", "Output", "RawRecord", "TableStore"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+class TableStore(MutableMapping[str, SessionState]):
+    """Session states in memory over a bytes-valued table, written back on :meth:`flush`."""
+
+    def __init__(self, table: MutableMapping[str, bytes], keys: Iterable[str]) -> None:
+        self._table = table
+        self._cache: dict[str, SessionState] = {}
+        self._dirty: set[str] = set()
+        for key in keys:
+            raw = table.get(key)
+            if raw is None:
+                continue
+            try:
+                self._cache[key] = SessionState.from_dict(orjson.loads(raw))
+            except (
+                EventError,
+                ValueError,
+            ) as exc:  # orjson.JSONDecodeError is a ValueError  # a state we cannot read is dropped, loudly
+                log.error("dropping unreadable session state %r: %s", key, exc)
+
+    def __getitem__(self, key: str) -> SessionState:
+        return self._cache[key]
+
+    def __setitem__(self, key: str, value: SessionState) -> None:
+        self._cache[key] = value
+        self._dirty.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self._cache[key]
+        self._dirty.add(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cache)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def flush(self) -> int:
+        """Write every session changed since the last flush; returns the number of writes."""
+        writes = 0
+        for key in self._dirty:
+            state = self._cache.get(key)
+            if state is not None:
+                self._table[key] = orjson.dumps(state.to_dict())
+                writes += 1
+            elif key in self._table:
+                del self._table[key]
+                writes += 1
+        self._dirty.clear()
+        return writes
+
+
+class JoinRuntime:
+    """Decode, join, advance the watermark and collect outputs for one worker.
+
+    Parameters
+    ----------
+    settings
+        Topics, window, grace, lateness and idleness.
+    metrics
+        The worker's metrics bundle.
+    table
+        The changelog-backed table of session states (a dict without Faust).
+    clock
+        Wall clock in seconds (injected by tests).
+    """
+
+    def __init__(
+        self,
+        settings: StreamSettings,
+        metrics: StreamMetrics,
+        table: MutableMapping[str, bytes] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.config = JoinConfig(
+            window_s=settings.join_window_s,
+            grace_s=settings.join_grace_s,
+            watermark_delay_s=settings.watermark_delay_s,
+            allowed_lateness_s=settings.allowed_lateness_s,
+            impressions_topic=settings.topic_impressions,
+            interactions_topic=settings.topic_interactions,
+        )
+        self._table: MutableMapping[str, bytes] = {} if table is None else table
+        self._clock = clock
+        self._last_input = clock()
+        self._store = TableStore(self._table, ())
+        self._join = SessionJoin(config=self.config, store=self._store)
+        self.rebuild(lambda key: True)
+
+    def rebuild(self, owns: Callable[[str], bool]) -> None:
+        """Reload the sessions this worker owns from the table (after a rebalance)."""
+        self._store.flush()
+        self._store = TableStore(self._table, [k for k in list(self._table.keys()) if owns(k)])
+        self._join = SessionJoin(config=self.config, store=self._store)
+        self.metrics.open_sessions.set(len(self._store))
+
+    @property
+    def open_sessions(self) -> int:
+        return len(self._store)
+
+    def process(self, records: Sequence[RawRecord]) -> list[Output]:
+        """Join one micro-batch; returns the records to produce, in order."""
+        started = time.perf_counter()
+        now = self._clock()
+        out: list[Output] = []
+        if records:
+            self._last_input = now
+        for rec in records:
+            self._one(rec, now, out)
+        self._advance(now, out)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return out
+
+    def tick(self) -> list[Output]:
+        """Periodic call without input: closes windows whose time has come."""
+        out: list[Output] = []
+        self._advance(self._clock(), out)
+        return out
+
+    def flush_all(self) -> list[Output]:
+        """End of input (replays): close every window and expire everything."""
+        out: list[Output] = []
+        self._handle(self._join.flush(), self._clock(), out)
+        self._store.flush()
+        return out
+
+    def _one(self, rec: RawRecord, now: float, out: list[Output]) -> None:
+        s = self.settings
+        raw = rec.value if rec.value is not None else b""
+        try:
+            if rec.value is None:
+                raise EventError("payload", "empty record (tombstone)", reason="bad_json")
+            if rec.topic == s.topic_impressions:
+                outcomes = self._join.on_impression(decode_impression(raw))
+            elif rec.topic == s.topic_interactions:
+                outcomes = self._join.on_interaction(decode_interaction(raw))
+            else:
+                raise EventError("topic", f"not a join input: {rec.topic!r}")
+        except EventError as err:
+            self._dead_letter(DeadLetter.from_error(raw, err, source_topic=rec.topic, ts=now), out)
+            self.metrics.events.labels(rec.topic, "deadletter").inc()
+            return
+        except Exception as exc:  # a bug must not stop the agent: keep the record for analysis
+            log.exception("join failed on a record of %s", rec.topic)
+            dl = DeadLetter.from_bytes(
+                raw, source_topic=rec.topic, reason="processing_error", stage="join", detail=repr(exc), ts=now
+            )
+            self._dead_letter(dl, out)
+            self.metrics.events.labels(rec.topic, "deadletter").inc()
+            return
+        self.metrics.events.labels(rec.topic, "ok").inc()
+        self._handle(outcomes, now, out)
+
+    def _advance(self, now: float, out: list[Output]) -> None:
+        base = self._join.max_ts
+        idle = now - self._last_input
+        if idle > self.settings.idle_s:
+            base += idle  # no input: let event time follow the wall clock
+        watermark = min(base, now) - self.config.watermark_delay_s
+        self._handle(self._join.advance(watermark), now, out)
+        self._store.flush()
+        self.metrics.open_sessions.set(len(self._store))
+        if self._join.watermark > float("-inf"):
+            self.metrics.watermark_lag.set(now - self._join.watermark)
+
+    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
+        m = self.metrics
+        topic = self.settings.topic_examples
+        new = corrections = 0
+        last_request = ""
+        for o in outcomes:
+            if isinstance(o, Emitted):
+                ex = o.example
+                out.append(Output(topic, ex.segment.encode(), encode(ex, validate=False)))
+                if ex.revision:
+                    corrections += 1
+                    continue
+                new += 1
+                if ex.request_id != last_request:  # one lag sample per closed slate
+                    last_request = ex.request_id
+                    m.window_close_lag.observe(max(0.0, now - (ex.ts + self.config.window_s)))
+                if ex.clicked:
+                    m.joined_clicks.labels(position_label(ex.position)).inc()
+            elif isinstance(o, DeadLettered):
+                self._dead_letter(o.dead_letter, out)
+            elif isinstance(o, Counted):
+                m.join_events.labels(o.name).inc()
+        if new:
+            m.examples.labels("new").inc(new)
+        if corrections:
+            m.examples.labels("correction").inc(corrections)
+
+    def _dead_letter(self, dl: DeadLetter, out: list[Output]) -> None:
+        out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))
+        self.metrics.deadletters.labels(dl.stage, dl.reason).inc()
