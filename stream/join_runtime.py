@@ -50,11 +50,15 @@ class RawRecord:
 class Output:
     topic: str
     key: bytes
-    value: bytes
+    value: bytes | None  # None: a tombstone (a deleted session in the changelog)
 
 
 class TableStore(MutableMapping[str, SessionState]):
-    """Session states in memory over a bytes-valued table, written back on :meth:`flush`."""
+    """Session states in memory over a bytes-valued table, written back on :meth:`flush`.
+
+    ``flush`` returns the (key, value or None) changes so the caller can also
+    write them to a changelog topic itself (see :class:`JoinRuntime`).
+    """
 
     def __init__(self, table: MutableMapping[str, bytes], keys: Iterable[str]) -> None:
         self._table = table
@@ -89,19 +93,20 @@ class TableStore(MutableMapping[str, SessionState]):
     def __len__(self) -> int:
         return len(self._cache)
 
-    def flush(self) -> int:
-        """Write every session changed since the last flush; returns the number of writes."""
-        writes = 0
+    def flush(self) -> list[tuple[str, bytes | None]]:
+        """Write every session changed since the last flush; returns the changes written."""
+        changes: list[tuple[str, bytes | None]] = []
         for key in self._dirty:
             state = self._cache.get(key)
             if state is not None:
-                self._table[key] = orjson.dumps(state.to_dict())
-                writes += 1
+                value = orjson.dumps(state.to_dict())
+                self._table[key] = value
+                changes.append((key, value))
             elif key in self._table:
                 del self._table[key]
-                writes += 1
+                changes.append((key, None))
         self._dirty.clear()
-        return writes
+        return changes
 
 
 class JoinRuntime:
@@ -114,7 +119,12 @@ class JoinRuntime:
     metrics
         The worker's metrics bundle.
     table
-        The changelog-backed table of session states (a dict without Faust).
+        Where session states are kept between batches (a dict without Faust).
+    changelog_topic
+        When set, every state change is also returned as an :class:`Output` to
+        this topic (key: session id, value: state or a tombstone): the Faust
+        glue writes the table's local store directly and produces its changelog
+        itself, in bulk, instead of one buffered send per table write.
     clock
         Wall clock in seconds (injected by tests).
     """
@@ -125,6 +135,7 @@ class JoinRuntime:
         metrics: StreamMetrics,
         table: MutableMapping[str, bytes] | None = None,
         clock: Callable[[], float] = time.time,
+        changelog_topic: str | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -137,6 +148,7 @@ class JoinRuntime:
             interactions_topic=settings.topic_interactions,
         )
         self._table: MutableMapping[str, bytes] = {} if table is None else table
+        self._changelog = changelog_topic
         self._clock = clock
         self._last_input = clock()
         self._store = TableStore(self._table, ())
@@ -144,9 +156,18 @@ class JoinRuntime:
         self.rebuild(lambda key: True)
 
     def rebuild(self, owns: Callable[[str], bool]) -> None:
-        """Reload the sessions this worker owns from the table (after a rebalance)."""
-        self._store.flush()
-        self._store = TableStore(self._table, [k for k in list(self._table.keys()) if owns(k)])
+        """Reload the sessions this worker owns from the table (after a rebalance).
+
+        Sessions of partitions now owned by another worker are dropped locally
+        (the changelog keeps them for their new owner).
+        """
+        owned: list[str] = []
+        foreign: list[str] = []
+        for key in list(self._table.keys()):
+            (owned if owns(key) else foreign).append(key)
+        for key in foreign:
+            del self._table[key]
+        self._store = TableStore(self._table, owned)
         self._join = SessionJoin(config=self.config, store=self._store)
         self.metrics.open_sessions.set(len(self._store))
 
@@ -177,7 +198,7 @@ class JoinRuntime:
         """End of input (replays): close every window and expire everything."""
         out: list[Output] = []
         self._handle(self._join.flush(), self._clock(), out)
-        self._store.flush()
+        self._flush_state(out)
         return out
 
     def _one(self, rec: RawRecord, now: float, out: list[Output]) -> None:
@@ -214,7 +235,7 @@ class JoinRuntime:
             base += idle  # no input: let event time follow the wall clock
         watermark = min(base, now) - self.config.watermark_delay_s
         self._handle(self._join.advance(watermark), now, out)
-        self._store.flush()
+        self._flush_state(out)
         self.metrics.open_sessions.set(len(self._store))
         if self._join.watermark > float("-inf"):
             self.metrics.watermark_lag.set(now - self._join.watermark)
@@ -245,6 +266,11 @@ class JoinRuntime:
             m.examples.labels("new").inc(new)
         if corrections:
             m.examples.labels("correction").inc(corrections)
+
+    def _flush_state(self, out: list[Output]) -> None:
+        changes = self._store.flush()
+        if self._changelog is not None:
+            out.extend(Output(self._changelog, key.encode(), value) for key, value in changes)
 
     def _dead_letter(self, dl: DeadLetter, out: list[Output]) -> None:
         out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))

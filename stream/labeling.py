@@ -114,6 +114,9 @@ def examined_by_rank(engaged: Sequence[bool], *, no_click_examined_top_n: int = 
     return tuple(rank < limit for rank in range(len(engaged)))
 
 
+_NO_LABELS = Labels()  # most shown trips get no interaction: share one instance
+
+
 def examples_of(
     imp: Impression,
     attached: Iterable[Interaction],
@@ -130,7 +133,7 @@ def examples_of(
     by_trip: dict[str, list[Interaction]] = {}
     for ev in attached:
         by_trip.setdefault(ev.trip_id, []).append(ev)
-    labels = [labels_of(by_trip.get(item.trip_id, ())) for item in imp.slate]
+    labels = [labels_of(by_trip[item.trip_id]) if item.trip_id in by_trip else _NO_LABELS for item in imp.slate]
     ranked = sorted(range(len(imp.slate)), key=lambda k: imp.slate[k].position)
     flags = examined_by_rank(
         [labels[k].engaged for k in ranked], no_click_examined_top_n=no_click_examined_top_n
@@ -141,7 +144,8 @@ def examples_of(
         examples.append(Example(
             f"{imp.request_id}:{item.trip_id}", imp.request_id, item.trip_id, imp.session_id, imp.user_id,
             imp.segment, imp.policy, imp.model_version, imp.feature_version, item.phi, item.position,
-            item.propensity, reward.reward(labels[k]), labels[k], labels[k].click > 0, examined[k], imp.ts,
+            item.propensity, 0.0 if labels[k] is _NO_LABELS else reward.reward(labels[k]), labels[k],
+            labels[k].click > 0, examined[k], imp.ts,
             revisions[k] if revisions is not None else 0,
         ))  # fmt: skip
     return tuple(examples)

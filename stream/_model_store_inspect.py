@@ -1,0 +1,145 @@
+"""Inspection side of the model store: history, listing, rejections, notices.
+
+Why separate: the scoring and learner hot paths need only publish/read
+(:mod:`stream.model_store`); ops tools (the ``smarttrip models`` CLI) and tests
+also list models, walk a model's history, read the guardrail refusals recorded
+in Redis and follow the notice channel. :class:`StoreInspection` is mixed into
+:class:`stream.model_store.ModelStore`; it needs the store's ``client`` and
+``namespace``, and supplies the key names (``keys()``, ``index_key``, ``channel``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.client
+
+from stream._model_store_errors import UnknownModel, redis_errors
+from stream._model_store_records import (
+    ModelKeys,
+    ModelNotice,
+    ModelSummary,
+    VersionInfo,
+    decode_meta,
+    decode_notice,
+    opt_int,
+    text,
+)
+
+__all__ = ["Rejections", "StoreInspection"]
+
+
+@dataclass(frozen=True)
+class Rejections:
+    """Guardrail refusals recorded in Redis for one (policy, segment)."""
+
+    counts: dict[str, int]
+    last_at: float | None
+    last_reasons: list[str]
+
+
+class StoreInspection:
+    """Listing, history, rejections and notices (mixed into ``ModelStore``)."""
+
+    client: redis.Redis
+    namespace: str
+
+    @property
+    def channel(self) -> str:
+        """The pub/sub channel of :class:`ModelNotice` messages."""
+        return f"{self.namespace}:models"
+
+    @property
+    def index_key(self) -> str:
+        """The set of every published ``policy:segment``."""
+        return f"{self.namespace}:index"
+
+    def keys(self, policy: str, segment: str) -> ModelKeys:
+        """The key names of (policy, segment); validates both names."""
+        return ModelKeys(self.namespace, policy, segment)
+
+    def history(self, policy: str, segment: str) -> list[VersionInfo]:
+        """Versions that still have their bytes, newest first (the pinned one included)."""
+        keys = self.keys(policy, segment)
+        with redis_errors("history"):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.get(keys.current)
+            pipe.get(keys.pin)
+            pipe.zrevrange(keys.history, 0, -1)
+            current_raw, pin_raw, members = pipe.execute()
+            if current_raw is None:
+                raise UnknownModel(policy, segment)
+            versions = [int(text(m)) for m in members]
+            pinned = opt_int(pin_raw)
+            if pinned is not None and pinned not in versions:
+                versions = sorted([*versions, pinned], reverse=True)
+            metas = self.client.mget([keys.meta(v) for v in versions]) if versions else []
+        current = int(text(current_raw))
+        return [
+            VersionInfo(version=v, meta=decode_meta(m), current=v == current, pinned=v == pinned)
+            for v, m in zip(versions, metas, strict=True)
+            if m is not None
+        ]
+
+    def models(self) -> list[ModelSummary]:
+        """Every (policy, segment) ever published, sorted, with its current metadata."""
+        with redis_errors("models"):
+            members = sorted(text(m) for m in self.client.smembers(self.index_key))
+            pairs = [tuple(m.split(":", 1)) for m in members if m.count(":") == 1]
+            all_keys = [self.keys(p, s) for p, s in pairs]
+            pipe = self.client.pipeline(transaction=False)
+            for keys in all_keys:
+                pipe.get(keys.current)
+                pipe.get(keys.pin)
+            heads = pipe.execute()
+            pipe = self.client.pipeline(transaction=False)
+            for i, keys in enumerate(all_keys):
+                pipe.get(keys.meta(int(text(heads[2 * i] or b"0"))))
+            metas = pipe.execute()
+        return [
+            ModelSummary(
+                policy=keys.policy,
+                segment=keys.segment,
+                current_version=int(text(heads[2 * i] or b"0")),
+                pinned_version=opt_int(heads[2 * i + 1]),
+                meta=None if metas[i] is None else decode_meta(metas[i]),
+            )
+            for i, keys in enumerate(all_keys)
+        ]
+
+    def rejections(self, policy: str, segment: str) -> Rejections:
+        """Guardrail refusals recorded in Redis for (policy, segment), from every process."""
+        keys = self.keys(policy, segment)
+        with redis_errors("rejections"):
+            raw = self.client.hgetall(keys.rejected)
+        fields = {text(k): v for k, v in raw.items()}
+        last_raw = fields.pop("last", None)
+        last: dict[str, Any] = json.loads(last_raw) if last_raw else {}
+        return Rejections(
+            counts={k: int(text(v)) for k, v in sorted(fields.items())},
+            last_at=last.get("at"),
+            last_reasons=list(last.get("reasons", [])),
+        )
+
+    # -- notices
+    def subscribe(self) -> redis.client.PubSub:
+        """A pub/sub connection subscribed to :attr:`channel`; read it with :meth:`next_notice`."""
+        with redis_errors("subscribe"):
+            pubsub: redis.client.PubSub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub.subscribe(self.channel)
+        return pubsub
+
+    @staticmethod
+    def next_notice(pubsub: redis.client.PubSub, timeout: float) -> ModelNotice | None:
+        """The next notice within ``timeout`` seconds, or None."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            with redis_errors("next_notice"):
+                message = pubsub.get_message(timeout=left)
+            if message is not None and message.get("type") == "message":
+                return decode_notice(message["data"])
+        return None
