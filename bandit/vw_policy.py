@@ -206,6 +206,13 @@ class VWPolicy(BaseLearner):
         """A copy of VW's dense weight table with its online state (for checks)."""
         return np.array(self._ws.weights(), copy=True)
 
+    def model_weights(self) -> npt.NDArray[np.float32]:
+        """The weights alone, one per hashed slot: VW keeps its optimiser's
+        per-weight state (adaptive and normalisation sums) beside each weight,
+        and those grow without bound by design, so guardrails check only these."""
+        table = np.asarray(self._ws.weights())
+        return np.array(table.reshape(table.shape[0], -1)[:, 0], copy=True)
+
     # -- training
     def learn_one(
         self,

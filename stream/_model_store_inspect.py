@@ -1,4 +1,4 @@
-"""Inspection side of the model store: history, listing, rejections, notices.
+"""Inspection side of the model store: history, listing, rejection counts, notices.
 
 Why separate: the scoring and learner hot paths need only publish/read
 (:mod:`stream.model_store`); ops tools (the ``smarttrip models`` CLI) and tests
@@ -11,6 +11,7 @@ in Redis and follow the notice channel. :class:`StoreInspection` is mixed into
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,14 @@ from typing import Any
 import redis
 import redis.client
 
-from stream._model_store_errors import UnknownModel, redis_errors
+from stream._model_store_errors import (
+    CorruptRecord,
+    GuardrailError,
+    ModelInputError,
+    ModelStoreError,
+    UnknownModel,
+    redis_errors,
+)
 from stream._model_store_records import (
     ModelKeys,
     ModelNotice,
@@ -31,6 +39,8 @@ from stream._model_store_records import (
 )
 
 __all__ = ["Rejections", "StoreInspection"]
+
+_log = logging.getLogger("stream.model_store")
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,7 @@ class StoreInspection:
         """Every (policy, segment) ever published, sorted, with its current metadata."""
         with redis_errors("models"):
             members = sorted(text(m) for m in self.client.smembers(self.index_key))
-            pairs = [tuple(m.split(":", 1)) for m in members if m.count(":") == 1]
-            all_keys = [self.keys(p, s) for p, s in pairs]
+            all_keys = [k for k in map(self._member_keys, members) if k is not None]
             pipe = self.client.pipeline(transaction=False)
             for keys in all_keys:
                 pipe.get(keys.current)
@@ -118,12 +127,37 @@ class StoreInspection:
             raw = self.client.hgetall(keys.rejected)
         fields = {text(k): v for k, v in raw.items()}
         last_raw = fields.pop("last", None)
-        last: dict[str, Any] = json.loads(last_raw) if last_raw else {}
+        try:
+            last: dict[str, Any] = json.loads(last_raw) if last_raw else {}
+            counts = {k: int(text(v)) for k, v in sorted(fields.items())}
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            raise CorruptRecord(f"{keys.rejected}: not written by this store ({exc})") from None
         return Rejections(
-            counts={k: int(text(v)) for k, v in sorted(fields.items())},
+            counts=counts,
             last_at=last.get("at"),
             last_reasons=list(last.get("reasons", [])),
         )
+
+    def record_rejection(self, keys: ModelKeys, error: GuardrailError, *, at: float) -> None:
+        """Count a guardrail refusal in Redis (best effort: a failure is logged, not raised)."""
+        last = json.dumps({"at": at, "reasons": error.reasons})
+        try:
+            with redis_errors("record rejection"):
+                pipe = self.client.pipeline(transaction=True)
+                for code in error.codes:
+                    pipe.hincrby(keys.rejected, code, 1)
+                pipe.hset(keys.rejected, "last", last)
+                pipe.execute()
+        except ModelStoreError as exc:  # the refusal matters more than its count in Redis
+            _log.warning("could not record the rejection in redis: %s", exc)
+
+    def _member_keys(self, member: str) -> ModelKeys | None:
+        """Keys of an index member; None for an entry this store could not have written."""
+        policy, _, segment = member.partition(":")
+        try:
+            return self.keys(policy, segment)
+        except ModelInputError:
+            return None
 
     # -- notices
     def subscribe(self) -> redis.client.PubSub:

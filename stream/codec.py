@@ -257,14 +257,22 @@ def _slate_fast(raw_items: list[object]) -> tuple[SlateItem, ...] | None:
             return None
         if not (math.isfinite(score) and 0 < propensity <= 1):  # type: ignore[arg-type, operator]
             return None
-        if len(phi) > MAX_PHI_DIM or (width >= 0 and len(phi) != width) or not set(map(type, phi)) <= _NUMBERS:
+        if (
+            len(phi) > MAX_PHI_DIM
+            or (width >= 0 and len(phi) != width)
+            or not set(map(type, phi)) <= _NUMBERS
+        ):
             return None
         width = len(phi)
         row = tuple(map(float, phi))
         total += math.fsum(row)
         items.append(SlateItem(trip_id, position, float(score), float(propensity), row))  # type: ignore[arg-type]
     n = len(items)
-    if not math.isfinite(total) or len({i.trip_id for i in items}) != n or len({i.position for i in items}) != n:
+    if (
+        not math.isfinite(total)
+        or len({i.trip_id for i in items}) != n
+        or len({i.position for i in items}) != n
+    ):
         return None
     return tuple(items)
 

@@ -27,7 +27,7 @@ from monitoring.stream_metrics import StreamMetrics
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.settings import StreamSettings
 
-__all__ = ["StreamApp", "create_app", "partition_of"]
+__all__ = ["StreamApp", "create_app", "partition_of", "quiet_client_logs", "send_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,14 @@ def create_app(
     for name in (settings.topic_examples, settings.topic_deadletter):
         app.topic(name, key_serializer="raw", value_serializer="raw")  # declared: created if missing
 
-    sender = _BatchSender(app)
-    send = sender.send
+    async def send(records: Iterable[Output]) -> None:
+        await send_outputs(app, records)
 
     if mode == "count":
 
         @app.agent(source, name="count")
         async def count(stream: Any) -> AsyncIterator[None]:
-            _quiet_client_logs()
+            quiet_client_logs()
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
                 for event in events:
                     metrics.events.labels(event.message.topic, "ok").inc()
@@ -121,7 +121,7 @@ def create_app(
 
     @app.agent(source, name="join")
     async def join(stream: Any) -> AsyncIterator[None]:
-        _quiet_client_logs()
+        quiet_client_logs()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             maybe_rebuild()
             await send(runtime.process(_records(events)))
@@ -136,7 +136,7 @@ def create_app(
     return StreamApp(app, settings, metrics, runtime)
 
 
-class _BatchSender:
+async def send_outputs(app: faust.App, records: Iterable[Output]) -> None:
     """Produce outputs straight through the aiokafka producer underneath Faust.
 
     Faust's ``send_soon`` buffer holds 100 messages with a future each; at ten
@@ -144,17 +144,12 @@ class _BatchSender:
     record to its open batch for the partition. Delivery stays at-least-once:
     Faust flushes that producer before every offset commit.
     """
-
-    def __init__(self, app: faust.App) -> None:
-        self._app = app
-
-    async def send(self, records: Iterable[Output]) -> None:
-        producer = self._app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka
-        for o in records:
-            await producer.send(o.topic, o.value, key=o.key)
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka
+    for o in records:
+        await producer.send(o.topic, o.value, key=o.key)
 
 
-def _quiet_client_logs() -> None:
+def quiet_client_logs() -> None:
     # The worker's logging set-up leaves aiokafka at DEBUG: every send then builds
     # a log record (~5% of the join's time) that no handler prints.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -196,7 +196,7 @@ def learner_weights(learner: object) -> WeightsLike:
     """The weights a guardrail should check for a :mod:`bandit` learner.
 
     ``weights`` (a feature → value mapping) for linear learners, VW's
-    ``weights_array()``, and for a segmented learner the global model's
+    ``model_weights()`` (else ``weights_array()``), and for a segmented learner the global model's
     weights plus every segment model's as ``"segment/feature"``.
 
     Raises
@@ -207,9 +207,10 @@ def learner_weights(learner: object) -> WeightsLike:
     named = getattr(learner, "weights", None)
     if isinstance(named, Mapping):
         return {str(k): v for k, v in named.items()}
-    table = getattr(learner, "weights_array", None)
-    if callable(table):
-        return np.asarray(table())
+    for name in ("model_weights", "weights_array"):  # VW: its weights, not its optimiser state
+        table = getattr(learner, name, None)
+        if callable(table):
+            return np.asarray(table())
     glob = getattr(learner, "global_model", None)
     if glob is not None:
         merged = _as_named(learner_weights(glob), "")

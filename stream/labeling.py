@@ -133,7 +133,9 @@ def examples_of(
     by_trip: dict[str, list[Interaction]] = {}
     for ev in attached:
         by_trip.setdefault(ev.trip_id, []).append(ev)
-    labels = [labels_of(by_trip[item.trip_id]) if item.trip_id in by_trip else _NO_LABELS for item in imp.slate]
+    labels = [
+        labels_of(by_trip[item.trip_id]) if item.trip_id in by_trip else _NO_LABELS for item in imp.slate
+    ]
     ranked = sorted(range(len(imp.slate)), key=lambda k: imp.slate[k].position)
     flags = examined_by_rank(
         [labels[k].engaged for k in ranked], no_click_examined_top_n=no_click_examined_top_n

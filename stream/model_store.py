@@ -30,19 +30,12 @@ makes it reload). Key layout: :mod:`stream._model_store_records`; errors:
 Settings (``ModelStoreSettings.from_env``): ``SMARTTRIP_REDIS_URL`` (default
 ``redis://127.0.0.1:6379/0``), ``SMARTTRIP_MODEL_NAMESPACE`` (``smarttrip``),
 ``SMARTTRIP_MODEL_HISTORY`` (10); guardrails: see :class:`Guardrails.from_env`.
-
-Example
--------
->>> store = ModelStore.from_url("redis://127.0.0.1:6379/0")  # doctest: +SKIP
->>> v = store.publish("linucb", "adventure", blob, weights=w, examples_seen=900,
-...                   offsets={0: 1234}, log_epoch="e1", kind="lin_ucb", expected_version=0)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -66,6 +59,7 @@ from stream._model_store_errors import (
 from stream._model_store_inspect import Rejections, StoreInspection
 from stream._model_store_records import (
     DEFAULT_NAMESPACE,
+    DEFAULT_REDIS_URL,
     ModelKeys,
     ModelMeta,
     ModelNotice,
@@ -90,6 +84,8 @@ if TYPE_CHECKING:
     from bandit.protocol import Learner
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_REDIS_URL",
     "CorruptRecord",
     "GuardrailError",
     "ModelInputError",
@@ -126,7 +122,8 @@ class ModelStore(StoreInspection):
     ----------
     client
         A redis-py client created with ``decode_responses=False`` (bytes in,
-        bytes out); a ``RedisCluster`` works too, all keys of a model share a slot.
+        bytes out). Keys are hash-tagged for Redis Cluster (one slot per model),
+        but this class is typed for, and tested with, a standalone client.
     namespace
         Prefix of every key and of the notice channel.
     history
@@ -248,7 +245,7 @@ class ModelStore(StoreInspection):
         violations = self.guardrails.check(weights, examples_seen)
         if violations:
             error = GuardrailError(policy, segment, violations)
-            self._record_rejection(keys, error)
+            self._refuse(keys, error)
             raise error
         if isinstance(weights, Mapping):
             meta = dataclasses.replace(meta, weights={str(k): float(v) for k, v in weights.items()})
@@ -263,8 +260,8 @@ class ModelStore(StoreInspection):
                 landed = self._read_record(keys, str(conflict.actual)).meta
             except UnknownVersion:
                 raise conflict from None
-            same = (landed.sha256, landed.offsets, landed.log_epoch, landed.parent_version)
-            if same != (meta.sha256, meta.offsets, meta.log_epoch, meta.parent_version):
+            same = (landed.event, landed.sha256, landed.offsets, landed.log_epoch, landed.parent_version)
+            if same != ("publish", meta.sha256, meta.offsets, meta.log_epoch, meta.parent_version):
                 raise
             return conflict.actual
 
@@ -392,6 +389,13 @@ class ModelStore(StoreInspection):
             reply = self._read(keys=[keys.current, keys.pin], args=[keys.prefix, which])
         return parse_read(keys, reply, which)
 
+    def _refuse(self, keys: ModelKeys, error: GuardrailError) -> None:
+        self.rejected.update(error.codes)
+        _log.warning("%s", error)
+        if self.on_rejected is not None:
+            self.on_rejected(error)
+        self.record_rejection(keys, error, at=float(self.clock()))
+
     def _write(
         self, keys: ModelKeys, blob: bytes, meta: ModelMeta, expected: int | None, event: WriteEvent
     ) -> int:
@@ -405,19 +409,3 @@ class ModelStore(StoreInspection):
                 args=[*args, blob, encode_meta(meta), self.channel, head],
             )
         return parse_publish(keys, reply, expected)
-
-    def _record_rejection(self, keys: ModelKeys, error: GuardrailError) -> None:
-        self.rejected.update(error.codes)
-        _log.warning("%s", error)
-        if self.on_rejected is not None:
-            self.on_rejected(error)
-        last = json.dumps({"at": float(self.clock()), "reasons": error.reasons})
-        try:
-            with redis_errors("record rejection"):
-                pipe = self.client.pipeline(transaction=True)
-                for code in error.codes:
-                    pipe.hincrby(keys.rejected, code, 1)
-                pipe.hset(keys.rejected, "last", last)
-                pipe.execute()
-        except ModelStoreError as exc:  # the refusal matters more than its count in Redis
-            _log.warning("could not record the rejection in redis: %s", exc)

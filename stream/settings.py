@@ -16,6 +16,13 @@ SMARTTRIP_IDLE_S                   idle partition: event time follows clock   2
 SMARTTRIP_BATCH_SIZE               events per micro-batch                     500
 SMARTTRIP_BATCH_WITHIN_S           longest wait to fill a micro-batch         0.05
 SMARTTRIP_METRICS_PORT             Prometheus port on 127.0.0.1 (0 = none)    0
+SMARTTRIP_REDIS_URL                the model store (learner worker)           redis://127.0.0.1:6379/0
+SMARTTRIP_MODEL_NAMESPACE          key prefix of the model store              smarttrip
+SMARTTRIP_PUBLISH_INTERVAL_S       most time between model publishes          0.25
+SMARTTRIP_PUBLISH_EVERY_N          ... or this many examples, if sooner       5000
+SMARTTRIP_MIN_EXAMPLES             guardrail: fewest examples to publish      0
+SMARTTRIP_MAX_ABS_WEIGHT           guardrail: largest allowed |weight|        1000
+SMARTTRIP_LOG_EPOCH                id of the examples log the offsets refer   0
 =================================  =========================================  ===========
 
 Topic names: SMARTTRIP_TOPIC_IMPRESSIONS, _INTERACTIONS, _EXAMPLES, _DEADLETTER.
@@ -53,16 +60,29 @@ class StreamSettings:
     batch_size: int = 500
     batch_within_s: float = 0.05
     metrics_port: int = 0
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    model_namespace: str = "smarttrip"
+    publish_interval_s: float = 0.25
+    publish_every_n: int = 5000
+    min_examples: int = 0
+    max_abs_weight: float = 1000.0
+    log_epoch: str = "0"
     topic_impressions: str = "impressions"
     topic_interactions: str = "interactions"
     topic_examples: str = "examples"
     topic_deadletter: str = "deadletter"
 
     def __post_init__(self) -> None:
-        for name in ("partitions", "batch_size"):
+        for name in ("partitions", "batch_size", "publish_every_n"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1, got {getattr(self, name)}")
-        for name in ("session_timeout_s", "heartbeat_s", "join_window_s", "batch_within_s"):
+        for name in (
+            "session_timeout_s",
+            "heartbeat_s",
+            "join_window_s",
+            "batch_within_s",
+            "publish_interval_s",
+        ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
         if not 0 <= self.metrics_port <= 65535:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream.codec import encode
-from stream.events import Impression, Interaction, SlateItem
+from stream.events import Example, Impression, Interaction, Labels, SlateItem
 
-__all__ = ["Expected", "TopicRecord", "synthetic_sessions"]
+__all__ = ["Expected", "TopicRecord", "synthetic_examples", "synthetic_sessions"]
 
 SEGMENTS = ("adventure", "luxury", "budget", "culture", "general")
 
@@ -91,3 +91,49 @@ def synthetic_sessions(
             expected.clicks.add((request_id, trip))
             expected.positions[(request_id, trip)] = int(pos)
     return records, expected
+
+
+def synthetic_examples(
+    *,
+    n: int,
+    seed: int,
+    t0: float,
+    segments: tuple[str, ...] = SEGMENTS,
+    d: int = 20,
+    topic: str = "examples",
+) -> list[TopicRecord]:
+    """Labelled examples as the join emits them, with clicks from a known logistic model."""
+    rng = np.random.default_rng(seed)
+    w_true = rng.normal(0, 1, d)
+    w_true[0] = -2.0  # the always-on BASE_SCORE column sets a low base rate
+    X = (rng.random((n, d)) < 0.3).astype(np.float64)
+    X[:, 0] = 1.0
+    X[:, -5:] = rng.random((n, 5)).round(4)  # continuous columns
+    p = 1.0 / (1.0 + np.exp(-(X @ w_true)))
+    clicks = rng.random(n) < p
+    records = []
+    for i in range(n):
+        segment = segments[i % len(segments)]
+        position = int(rng.integers(0, 10))
+        clicked = bool(clicks[i])
+        ex = Example(
+            example_id=f"r{seed}-{i // 10}:t{i}",
+            request_id=f"r{seed}-{i // 10}",
+            trip_id=f"t{i}",
+            session_id=f"s{seed}-{i // 10}",
+            user_id=f"u{i % 997}",
+            segment=segment,
+            policy="rules",
+            model_version="rules-0",
+            feature_version="phi-v1",
+            phi=tuple(float(v) for v in X[i]),
+            position=position,
+            propensity=1.0,
+            reward=1.0 if clicked else 0.0,
+            labels=Labels(click=int(clicked)),
+            clicked=clicked,
+            examined=True,
+            ts=t0 + i * 0.001,
+        )
+        records.append(TopicRecord(topic, segment.encode(), encode(ex, validate=False)))
+    return records

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smarttrip.cli import bench, catalog, demo, rank, services, worker
+from smarttrip.cli import bench, catalog, demo, models, rank, services, worker
 
 app = typer.Typer(
     name="smarttrip",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(bench.app, name="bench")
 app.add_typer(services.app, name="services")
+app.add_typer(models.app, name="models")
 app.command("rank")(rank.rank)
 app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)

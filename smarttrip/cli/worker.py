@@ -17,8 +17,8 @@ def worker(
     loglevel: str = typer.Option("WARNING", help="Log level."),
 ) -> None:
     """Run a stream worker until SIGTERM/Ctrl-C. Settings come from SMARTTRIP_* variables."""
-    if mode not in ("join", "count"):
-        raise typer.BadParameter(f"--mode: expected join or count, got {mode!r}")
+    if mode not in ("join", "learn", "count"):
+        raise typer.BadParameter(f"--mode: expected join, learn or count, got {mode!r}")
     try:
         settings = StreamSettings.from_env()
     except SettingsError as exc:
@@ -27,14 +27,24 @@ def worker(
     run_worker(settings, mode, loglevel)  # type: ignore[arg-type]
 
 
-def run_worker(settings: StreamSettings, mode: Literal["join", "count"], loglevel: str = "WARNING") -> None:
+def run_worker(
+    settings: StreamSettings, mode: Literal["join", "learn", "count"], loglevel: str = "WARNING"
+) -> None:
     import faust
-    from prometheus_client import start_http_server
-
-    from stream.faust_app import create_app
+    from prometheus_client import CollectorRegistry, start_http_server
 
     logging.basicConfig(level=loglevel)
-    built = create_app(settings, mode=mode)
+    registry: CollectorRegistry
+    if mode == "learn":
+        from stream.learner_app import create_learner_app
+
+        app, runtime = create_learner_app(settings)
+        registry = runtime.metrics.registry
+    else:
+        from stream.faust_app import create_app
+
+        built = create_app(settings, mode=mode)
+        app, registry = built.app, built.metrics.registry
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=built.metrics.registry)
-    faust.Worker(built.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=registry)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,69 @@
+"""Metrics of the learner worker, on an explicit registry (see :mod:`monitoring.stream_metrics`).
+
+Labels are bounded: policy (a handful), segment (a handful), feature (the
+20 columns of φ), reason (guardrail codes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["LearnerMetrics"]
+
+
+@dataclass
+class LearnerMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.examples = Counter(
+            "smarttrip_learner_examples_total",
+            "Examples by policy, segment and outcome (learned, skipped_offset, duplicate).",
+            ["policy", "segment", "outcome"],
+            registry=r,
+        )
+        self.deadletters = Counter(
+            "smarttrip_learner_deadletters_total", "Undecodable example records.", ["reason"], registry=r
+        )
+        self.publishes = Counter(
+            "smarttrip_learner_publishes_total",
+            "Model publishes by policy and result (ok, rejected, conflict, unavailable).",
+            ["policy", "result"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "smarttrip_learner_rejected_total",
+            "Publishes refused by a guardrail, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.publish_seconds = Histogram(
+            "smarttrip_learner_publish_seconds",
+            "Time of one publish cycle (all dirty models).",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "smarttrip_learner_model_version", "Last published version.", ["policy", "segment"], registry=r
+        )
+        self.model_published_at = Gauge(
+            "smarttrip_learner_model_published_timestamp_seconds",
+            "When the last version was published (model age = now - this).",
+            ["policy", "segment"],
+            registry=r,
+        )
+        self.weight = Gauge(
+            "smarttrip_learner_weight",
+            "Current weight per φ feature of the learned model (interpretable next to the rule weights).",
+            ["policy", "segment", "feature"],
+            registry=r,
+        )
+        self.loss = Gauge(
+            "smarttrip_learner_rolling_loss",
+            "Progressive (predict-then-learn) loss over the last window of examples.",
+            ["policy", "segment"],
+            registry=r,
+        )

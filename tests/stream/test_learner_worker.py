@@ -1,0 +1,164 @@
+"""The learner worker through real Kafka and Redis: crash-exactness, publishing, dead letters."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from bandit import LinUCB, LogisticLearner, learner_from_bytes
+from stream.embedded import EmbeddedServices, ensure_topics
+from stream.learner_runtime import ExampleRecord, LearnerRuntime
+from stream.model_store import ModelStore
+from stream.settings import StreamSettings
+from stream.synthetic import SEGMENTS, synthetic_examples
+from stream.worker_process import WorkerProcess
+from tests.stream.kafka_helpers import produce
+
+pytestmark = [pytest.mark.integration]
+
+PARTITIONS = 4
+
+
+@pytest.fixture
+def run_env(services: EmbeddedServices) -> Iterator[tuple[dict[str, str], str, str]]:
+    uid = uuid.uuid4().hex[:8]
+    topics = {f"examples-{uid}": PARTITIONS, f"deadletter-{uid}": PARTITIONS}
+    ensure_topics(services.bootstrap_servers, topics)
+    namespace = f"crash{uid}"
+    env = {
+        "SMARTTRIP_KAFKA_BOOTSTRAP": services.bootstrap_servers,
+        "SMARTTRIP_REDIS_URL": services.redis_url,
+        "SMARTTRIP_APP_ID": f"learn-{uid}",
+        "SMARTTRIP_PARTITIONS": str(PARTITIONS),
+        "SMARTTRIP_SESSION_TIMEOUT_S": "2",
+        "SMARTTRIP_HEARTBEAT_S": "0.2",
+        "SMARTTRIP_TOPIC_EXAMPLES": f"examples-{uid}",
+        "SMARTTRIP_TOPIC_DEADLETTER": f"deadletter-{uid}",
+        "SMARTTRIP_MODEL_NAMESPACE": namespace,
+        "SMARTTRIP_PUBLISH_INTERVAL_S": "0.2",
+    }
+    yield env, f"examples-{uid}", namespace
+
+
+def _read_topic(services: EmbeddedServices, topic: str) -> list[ExampleRecord]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=services.bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    records: list[ExampleRecord] = []
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        for batch in consumer.poll(timeout_ms=500).values():
+            records += [ExampleRecord(r.partition, r.offset, r.value) for r in batch]
+    consumer.close()
+    return records
+
+
+def _stored(store: ModelStore, policy: str, segment: str) -> tuple[object, dict[int, int]]:
+    record = store.get(policy, segment)
+    return learner_from_bytes(record.model_bytes), record.meta.offsets
+
+
+@pytest.mark.timeout(420)
+def test_killed_learner_converges_to_the_uninterrupted_models(
+    services: EmbeddedServices, run_env: tuple[dict[str, str], str, str]
+) -> None:
+    env, topic, namespace = run_env
+    produce(services, synthetic_examples(n=100_000, seed=3, t0=time.time(), topic=topic))
+    records = _read_topic(services, topic)
+    assert len(records) == 100_000
+    # Where each segment's models must end: the last offset of that segment's records.
+    last: dict[str, tuple[int, int]] = {}
+    for r in records:
+        last[json.loads(r.value or b"{}")["segment"]] = (r.partition, r.offset)
+
+    rng = random.Random(7)
+    kills = 0
+    worker = WorkerProcess(env, mode="learn", name="learner")
+    try:
+        learned = "smarttrip_learner_examples_total{outcome=learned"
+        while kills < 3:
+            # Let it make some progress, then kill it at a random moment.
+            worker.wait_for(learned, 1, timeout=60)
+            time.sleep(rng.uniform(0.5, 4.0))
+            worker.kill()
+            kills += 1
+            worker = WorkerProcess(env, mode="learn", name=f"learner-{kills}")
+        # Let the last incarnation finish: every model's offsets reach the end of its partition.
+        store = ModelStore.from_url(services.redis_url, namespace=namespace)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            offsets = {(m.policy, m.segment): m.meta.offsets for m in store.models()}
+            if all(
+                offsets.get((policy, segment), {}).get(last[segment][0]) == last[segment][1]
+                for policy in ("logistic", "linucb")
+                for segment in SEGMENTS
+            ):
+                break
+            assert worker.alive(), worker.log_tail()
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"models did not catch up:\n{worker.log_tail()}")
+    finally:
+        worker.stop()
+    assert kills >= 3
+
+    # The same input, learned in one uninterrupted pass in offset order.
+    reference = LearnerRuntime(StreamSettings(), store=None)
+    for p in range(PARTITIONS):
+        part = sorted((r for r in records if r.partition == p), key=lambda r: r.offset)
+        for i in range(0, len(part), 777):  # other micro-batch boundaries than the worker's
+            reference.process(part[i : i + 777])
+    probe = np.random.default_rng(0).random((50, 20))
+    for segment in SEGMENTS:
+        for policy, kind in (("logistic", LogisticLearner), ("linucb", LinUCB)):
+            model, _ = _stored(store, policy, segment)
+            expected = reference.model(policy, segment)
+            assert isinstance(model, kind) and model.n_examples == expected.n_examples == 20_000
+            np.testing.assert_allclose(model.score_many(probe), expected.score_many(probe), rtol=0, atol=1e-9)
+            got_w, want_w = model.weights, expected.weights  # type: ignore[attr-defined]
+            assert max(abs(got_w[k] - want_w[k]) for k in want_w) <= 1e-9
+    store.close()
+
+
+@pytest.mark.timeout(120)
+def test_bad_examples_are_dead_lettered_and_models_publish(
+    services: EmbeddedServices, run_env: tuple[dict[str, str], str, str]
+) -> None:
+    env, topic, namespace = run_env
+    good = synthetic_examples(n=500, seed=4, t0=time.time(), topic=topic)
+    bad = [(topic, b"general", b"{oops"), (topic, b"general", b'{"v": 1, "kind": "example"}')]
+    produce(services, [*good[:250], *bad, *good[250:]])
+    worker = WorkerProcess(env, mode="learn")
+    store = ModelStore.from_url(services.redis_url, namespace=namespace)
+    expected = {(p, s) for p in ("logistic", "linucb", "vw") for s in SEGMENTS}
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        worker.wait_for("smarttrip_learner_examples_total{outcome=learned", 3 * 500, timeout=60)
+        worker.wait_for("smarttrip_learner_deadletters_total", 2, timeout=10)
+        deadline = time.monotonic() + 15  # the last publish follows within the publish interval
+        while time.monotonic() < deadline:
+            seen = {(m.policy, m.segment): m.meta.examples_seen for m in store.models()}
+            if set(seen) == expected and set(seen.values()) == {100}:
+                break
+            time.sleep(0.2)
+        assert seen == dict.fromkeys(expected, 100)
+    finally:
+        worker.stop()
+    dead = KafkaConsumer(
+        env["SMARTTRIP_TOPIC_DEADLETTER"], bootstrap_servers=services.bootstrap_servers,
+        auto_offset_reset="earliest", group_id=None, consumer_timeout_ms=5000,
+    )  # fmt: skip
+    reasons = sorted(json.loads(m.value)["reason"] for m in dead)
+    dead.close()
+    assert reasons == ["bad_json", "invalid_field"]
+    store.close()
