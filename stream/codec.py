@@ -38,7 +38,7 @@ import base64
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, cast
 
 import orjson
 
@@ -369,8 +369,74 @@ def _labels(value: object, path: str) -> Labels:
     return Labels(click, save, booking_start, contact, dwell_s)
 
 
+_EXAMPLE_STRS = (
+    "request_id", "trip_id", "session_id", "user_id", "segment", "policy", "model_version", "feature_version",
+)  # fmt: skip
+_LABEL_COUNTS = ("click", "save", "booking_start", "contact")
+
+
+def _example_fast(obj: dict[str, object]) -> Example | None:
+    """The example of a valid record, or None at the first doubt (the learner's hot path).
+
+    Same rules as the careful path below, in fewer calls; errors and their
+    messages are left to that path.
+    """
+    if obj.get("v") != SCHEMA_VERSION or obj.get("kind") != "example":
+        return None
+    strs = [obj.get(k) for k in _EXAMPLE_STRS]
+    for value in strs:
+        if type(value) is not str or not 0 < len(value) <= MAX_ID_LEN:
+            return None
+    if obj.get("example_id") != f"{strs[0]}:{strs[1]}":
+        return None
+    phi, labels = obj.get("phi"), obj.get("labels")
+    position, revision = obj.get("position"), obj.get("revision")
+    propensity, reward, ts = obj.get("propensity"), obj.get("reward"), obj.get("ts")
+    clicked, examined, correction = obj.get("clicked"), obj.get("examined"), obj.get("is_correction")
+    if type(phi) is not list or len(phi) > MAX_PHI_DIM or not set(map(type, phi)) <= _NUMBERS:
+        return None
+    if type(labels) is not dict or type(position) is not int or type(revision) is not int:
+        return None
+    if type(propensity) not in _NUMBERS or type(reward) not in _NUMBERS or type(ts) not in _NUMBERS:
+        return None
+    if type(clicked) is not bool or type(examined) is not bool or correction is not (revision > 0):
+        return None
+    counts = [labels.get(k) for k in _LABEL_COUNTS]
+    dwell = labels.get("dwell_s")
+    if any(type(c) is not int or not 0 <= c <= MAX_COUNT for c in counts) or type(dwell) not in _NUMBERS:
+        return None
+    row = tuple(map(float, phi))
+    if not (
+        0 <= position <= MAX_POSITION
+        and 0 <= revision <= MAX_COUNT
+        and 0 < propensity <= 1  # type: ignore[operator]
+        and math.isfinite(reward)  # type: ignore[arg-type]
+        and 0 < ts <= MAX_TS  # type: ignore[operator]
+        and 0 <= dwell < math.inf  # type: ignore[operator]
+        and math.isfinite(math.fsum(row))
+    ):
+        return None
+    request_id, trip_id, session_id, user_id, segment, policy, model_version, feature_version = cast(
+        "list[str]", strs
+    )
+    c = cast("list[int]", counts)
+    return Example(
+        f"{request_id}:{trip_id}", request_id, trip_id, session_id, user_id, segment, policy, model_version,
+        feature_version, row, position, float(cast(float, propensity)), float(cast(float, reward)),
+        Labels(c[0], c[1], c[2], c[3], float(cast(float, dwell))), clicked, examined, float(cast(float, ts)),
+        revision,
+    )  # fmt: skip
+
+
 def example_from_dict(value: object, prefix: str = "") -> Example:
     """Validate a decoded JSON value as an :class:`Example`."""
+    if not prefix and type(value) is dict:
+        try:
+            fast = _example_fast(value)
+        except OverflowError:  # fsum of huge finite values: the careful path decides
+            fast = None
+        if fast is not None:
+            return fast
     obj = _envelope(value, "example", prefix)
     request_id, trip_id = req_str(obj, "request_id", prefix), req_str(obj, "trip_id", prefix)
     example_id = req_str(obj, "example_id", prefix, max_len=2 * MAX_ID_LEN + 1)

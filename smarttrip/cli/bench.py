@@ -88,6 +88,47 @@ def join(
         console.print(f"wrote {json_out}")
 
 
+@app.command("freshness")
+def freshness(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    examples: int = typer.Option(30_000, min=1000, help="Examples to pre-produce for the throughput phase."),
+    probes: int = typer.Option(40, min=5, help="Single-example freshness probes."),
+    seed: int = typer.Option(0, help="Seed for the synthetic examples and probe timing."),
+) -> None:
+    """Example-to-model freshness (p50/p99) and learner throughput, next to a bare counting agent."""
+    from bench import freshness as bench_freshness
+
+    console = Console()
+    with console.status("starting the broker and redis-server…") as status:
+        result = bench_freshness.run(
+            n_examples=examples, probes=probes, seed=seed, progress=lambda m: status.update(f"measuring {m}…")
+        )
+    table = Table(title="Learner throughput through Kafka (one worker; 3 policies per example)")
+    for col in ("worker", "examples", "seconds", "examples/s", "vs bare agent"):
+        table.add_column(col, justify="right")
+    base = result.throughput[0].rate
+    for r in result.throughput:
+        table.add_row(r.mode, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.rate / base:.2f}")
+    console.print(table)
+    summary = result.summary()
+    fresh = Table(
+        title=f"Freshness: example produced → new model version readable in Redis ({probes} probes)"
+    )
+    for col in ("p50", "p99", "max"):
+        fresh.add_column(col, justify="right")
+    fresh.add_row(*(f"{summary[k] * 1000:.0f} ms" for k in ("p50_s", "p99_s", "max_s")))
+    console.print(fresh)
+    if json_out:
+        payload = {
+            "benchmark": "freshness",
+            "throughput": [r.as_dict() for r in result.throughput],
+            "freshness": summary,
+            "latencies_s": result.latencies_s,
+        }
+        json_out.write_text(json.dumps(payload, indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+
+
 def _parse_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))
