@@ -1,0 +1,148 @@
+"""The traffic driver: behaves like the frontend against a running scoring worker.
+
+Over real HTTP it asks ``POST /v1/rank`` for each simulated request, samples
+clicks (and saves, booking starts) from the ground truth at the positions
+actually shown, and reports them with ``POST /v1/events``. Requests are paced
+to ``rate_rps`` with ``concurrency`` in flight. Every request's outcome is
+recorded with the oracle's expected clicks for the same user and moment, so
+the report can state CTR as a share of the best possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import numpy as np
+
+from sim.world import SimUser, World
+
+__all__ = ["DriverResult", "RequestOutcome", "drive"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    t: float  # seconds since the start of the run
+    variant: str
+    policy: str
+    segment: str
+    slots: int
+    clicks: int
+    expected_clicks: float
+    oracle_clicks: float
+    latency_s: float
+    drifted: bool
+
+
+@dataclass
+class DriverResult:
+    outcomes: list[RequestOutcome] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    events_posted: int = 0
+    duration_s: float = 0.0
+
+
+async def drive(
+    world: World,
+    url: str,
+    token: str,
+    *,
+    seed: int,
+    progress: Callable[[float], None] | None = None,
+) -> DriverResult:
+    """Run the configured traffic against ``url``; returns every request's outcome."""
+    cfg = world.config
+    rng = np.random.default_rng(seed)
+    result = DriverResult()
+    n_requests = int(cfg.rate_rps * cfg.duration_s)
+    # Sessions: a user makes requests_per_session requests in a row.
+    plan: list[tuple[SimUser, str]] = []
+    while len(plan) < n_requests:
+        user = world.users[int(rng.integers(len(world.users)))]
+        session = f"sim-{uuid.UUID(int=int(rng.integers(2**63)))}"
+        plan += [(user, session)] * cfg.requests_per_session
+    plan = plan[:n_requests]
+    oracle_cache: dict[tuple[str, bool], float] = {}
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n_requests):
+        queue.put_nowait(i)
+    headers = {"Authorization": f"Bearer {token}"}
+    started = time.monotonic()
+
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
+        user, session_id = plan[i]
+        # One generator per request: the same seed gives the same clicks whatever the concurrency.
+        worker_rng = np.random.default_rng([seed, i])
+        due = started + i / cfg.rate_rps
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        t = time.monotonic() - started
+        drifted = cfg.drift_at_fraction is not None and t >= cfg.drift_at_fraction * cfg.duration_s
+        body = {
+            "session_id": session_id,
+            "user_id": user.user_id,
+            "preferences": user.prefs.to_dict(),
+            "k": cfg.k,
+        }
+        t0 = time.perf_counter()
+        try:
+            async with session.post(f"{url}/v1/rank", json=body, headers=headers) as resp:
+                payload = await resp.json()
+                status = resp.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + 1
+            return
+        latency = time.perf_counter() - t0
+        if status != 200:
+            result.errors[f"http_{status}"] = result.errors.get(f"http_{status}", 0) + 1
+            return
+        items = sorted(payload["items"], key=lambda it: it["position"])
+        rows = world.catalog.positions([it["trip_id"] for it in items])
+        clicked, expected = world.sample_clicks(worker_rng, user, rows, drifted=drifted)
+        key = (user.user_id, drifted)
+        if key not in oracle_cache:
+            oracle_cache[key] = world.oracle_expected_clicks(user, cfg.k, drifted=drifted)
+        events = []
+        for item, hit in zip(items, clicked, strict=True):
+            if not hit:
+                continue
+            base = {"session_id": session_id, "request_id": payload["request_id"], "trip_id": item["trip_id"]}
+            events.append({**base, "type": "click"})
+            if worker_rng.random() < cfg.save_p:
+                events.append({**base, "type": "save"})
+            if worker_rng.random() < cfg.booking_p:
+                events.append({**base, "type": "booking_start"})
+        if events:
+            try:
+                async with session.post(f"{url}/v1/events", json={"events": events}, headers=headers) as resp:
+                    if resp.status == 202:
+                        result.events_posted += len(events)
+                    else:
+                        result.errors[f"events_http_{resp.status}"] = (
+                            result.errors.get(f"events_http_{resp.status}", 0) + 1
+                        )
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + 1
+        result.outcomes.append(
+            RequestOutcome(t, payload["variant"], payload["policy"], user.segment, len(items), int(clicked.sum()),
+                           expected, oracle_cache[key], latency, drifted)
+        )  # fmt: skip
+        if progress is not None:
+            progress(t)
+
+    async def worker() -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await one(session, i)
+
+    await asyncio.gather(*(worker() for _ in range(cfg.concurrency)))
+    result.duration_s = time.monotonic() - started
+    return result
