@@ -61,6 +61,13 @@ class LearnerMetrics:
             ["policy", "segment", "feature"],
             registry=r,
         )
+        self.impression_to_model = Histogram(
+            "smarttrip_learner_impression_to_model_seconds",
+            "For clicked examples: wall time from the impression to the first published model that "
+            "learned it (bounds click-to-model freshness from above).",
+            buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300, 900),
+            registry=r,
+        )
         self.loss = Gauge(
             "smarttrip_learner_rolling_loss",
             "Progressive (predict-then-learn) loss over the last window of examples.",

@@ -86,6 +86,7 @@ class _Slot:
     version: int = 0  # store version it is based on (0: none yet)
     offsets: dict[int, int] = field(default_factory=dict)
     dirty: bool = False
+    clicked_ts: list[float] = field(default_factory=list)  # impressions of clicks since the last publish
     losses: deque[tuple[float, int]] = field(default_factory=deque)
     loss_n: int = 0
     loss_sum: float = 0.0
@@ -240,9 +241,11 @@ class LearnerRuntime:
                 positions=np.array([e.position for _, e in todo], dtype=np.int64),
                 propensities=np.array([e.propensity for _, e in todo], dtype=np.float64),
             )
-            for r, _ in todo:
+            for r, e in todo:
                 if r.offset > slot.offsets.get(r.partition, -1):
                     slot.offsets[r.partition] = r.offset
+                if e.clicked and len(slot.clicked_ts) < 1000:
+                    slot.clicked_ts.append(e.ts)
             slot.dirty = True
             counter.labels(policy, segment, "learned").inc(len(todo))
         self._since_publish += len(fresh)
@@ -318,6 +321,10 @@ class LearnerRuntime:
             return False
         slot.version = version
         slot.dirty = False
+        now = self._clock()
+        for ts in slot.clicked_ts:
+            m.impression_to_model.observe(max(0.0, now - ts))
+        slot.clicked_ts.clear()
         m.publishes.labels(policy, "ok").inc()
         m.model_version.labels(policy, segment).set(version)
         m.model_published_at.labels(policy, segment).set(self._clock())

@@ -15,7 +15,8 @@ SMARTTRIP_ALLOWED_LATENESS_S       how long closed slates accept corrections  30
 SMARTTRIP_IDLE_S                   idle partition: event time follows clock   2
 SMARTTRIP_BATCH_SIZE               events per micro-batch                     500
 SMARTTRIP_BATCH_WITHIN_S           longest wait to fill a micro-batch         0.05
-SMARTTRIP_METRICS_PORT             Prometheus port on 127.0.0.1 (0 = none)    0
+SMARTTRIP_METRICS_PORT             Prometheus port (0 = none)                 0
+SMARTTRIP_METRICS_ADDR             address the metrics port binds             127.0.0.1
 SMARTTRIP_REDIS_URL                the model store (learner worker)           redis://127.0.0.1:6379/0
 SMARTTRIP_MODEL_NAMESPACE          key prefix of the model store              smarttrip
 SMARTTRIP_PUBLISH_INTERVAL_S       most time between model publishes          0.25
@@ -60,6 +61,7 @@ class StreamSettings:
     batch_size: int = 500
     batch_within_s: float = 0.05
     metrics_port: int = 0
+    metrics_addr: str = "127.0.0.1"
     redis_url: str = "redis://127.0.0.1:6379/0"
     model_namespace: str = "smarttrip"
     publish_interval_s: float = 0.25

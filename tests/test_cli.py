@@ -89,6 +89,6 @@ def test_static_demo_learns_better_than_rules() -> None:
 
 
 def test_demo_command_prints_report() -> None:
-    out = runner.invoke(app, ["demo", "--users", "1"])
+    out = runner.invoke(app, ["demo", "--offline"])
     assert out.exit_code == 0, out.output
     assert "share of oracle" in out.output and "learned" in out.output

@@ -46,5 +46,5 @@ def run_worker(
         built = create_app(settings, mode=mode)
         app, registry = built.app, built.metrics.registry
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=registry)
+        start_http_server(settings.metrics_port, addr=settings.metrics_addr, registry=registry)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
