@@ -16,7 +16,7 @@ the baseline the join benchmark measures in the same run.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -98,39 +98,42 @@ def create_app(
     runtime = JoinRuntime(
         settings, metrics, table=_StrKeys(table.data), changelog_topic=table.changelog_topic.get_topic_name()
     )
-    pending_rebuild = False
 
     def owned_partitions() -> set[int]:
         return {
             tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.topic_impressions
         }
 
-    def maybe_rebuild() -> None:
-        nonlocal pending_rebuild
-        if not pending_rebuild or app.rebalancing or app.in_recovery:
-            return
-        owned = owned_partitions()
-        runtime.rebuild(lambda key: partition_of(key.encode(), settings.partitions) in owned)
-        pending_rebuild = False
-        log.info("join state rebuilt for partitions %s: %d sessions", sorted(owned), runtime.open_sessions)
+    def owned_by(partitions: set[int]) -> Callable[[str], bool]:
+        return lambda key: partition_of(key.encode(), settings.partitions) in partitions
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-        nonlocal pending_rebuild
-        pending_rebuild = True
+    # Revocation: forget the sessions of partitions that now belong to another worker
+    # *before* anything else runs, so no stale state is written or window closed.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == settings.topic_impressions}
+        if gone:
+            keep = owned_by(set(range(settings.partitions)) - gone)
+            runtime.rebuild(keep)
+
+    # Assignment: once the table has recovered the changelog of the new partitions
+    # (and before their records flow again), reload the join from it.
+    @table.on_recover
+    async def on_recovered() -> None:
+        owned = owned_partitions()
+        runtime.rebuild(owned_by(owned))
+        log.info("join state rebuilt for partitions %s: %d sessions", sorted(owned), runtime.open_sessions)
 
     @app.agent(source, name="join")
     async def join(stream: Any) -> AsyncIterator[None]:
         quiet_client_logs()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            maybe_rebuild()
             await send(runtime.process(_records(events)))
             yield None
 
     @app.timer(interval=max(0.1, settings.idle_s / 4))  # type: ignore[untyped-decorator]
     async def close_idle_windows() -> None:
-        maybe_rebuild()
-        if not pending_rebuild:
+        if not (app.rebalancing or app.in_recovery):
             await send(runtime.tick())
 
     return StreamApp(app, settings, metrics, runtime)

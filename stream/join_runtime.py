@@ -7,10 +7,12 @@ replay tools call the same object directly. What lives here and why:
 - decoding with dead letters: a record that fails to decode (or a bug hit
   while joining it) becomes a ``deadletter`` record with the reason, is
   counted, and the batch goes on;
-- the watermark: event time (max ``ts`` seen − delay), capped by the wall
-  clock so one far-future timestamp cannot close every window, and moving
-  with the wall clock once input has been idle for ``idle_s`` so the last
-  windows close without new traffic;
+- the watermark: the smallest, over the two input topics, of the largest
+  event time seen on each, minus the delay — so impressions read ahead of
+  their clicks cannot close windows the clicks still belong to — capped by
+  the wall clock (one far-future timestamp cannot close every window); a
+  topic idle for ``idle_s`` stops holding it back, and once all input is idle
+  event time follows the wall clock so the last windows close;
 - coalesced state writes: sessions live in memory (:class:`TableStore`) and
   each changed session is written to the changelog-backed table once per
   batch, not once per event — Faust pays a changelog record per write.
@@ -151,23 +153,19 @@ class JoinRuntime:
         self._changelog = changelog_topic
         self._clock = clock
         self._last_input = clock()
+        self._topic_clock: dict[str, tuple[float, float]] = {}  # topic -> (max event ts, wall time seen)
         self._store = TableStore(self._table, ())
         self._join = SessionJoin(config=self.config, store=self._store)
         self.rebuild(lambda key: True)
 
     def rebuild(self, owns: Callable[[str], bool]) -> None:
-        """Reload the sessions this worker owns from the table (after a rebalance).
+        """Reload the join with the sessions this worker owns, from the table (after a rebalance).
 
-        Sessions of partitions now owned by another worker are dropped locally
-        (the changelog keeps them for their new owner).
+        Entries of partitions owned elsewhere stay in the local table: Faust's
+        recovery decides what the local store holds, and a partition that comes
+        back after a rebalance is recovered on top of it.
         """
-        owned: list[str] = []
-        foreign: list[str] = []
-        for key in list(self._table.keys()):
-            (owned if owns(key) else foreign).append(key)
-        for key in foreign:
-            del self._table[key]
-        self._store = TableStore(self._table, owned)
+        self._store = TableStore(self._table, [k for k in list(self._table.keys()) if owns(k)])
         self._join = SessionJoin(config=self.config, store=self._store)
         self.metrics.open_sessions.set(len(self._store))
 
@@ -208,9 +206,13 @@ class JoinRuntime:
             if rec.value is None:
                 raise EventError("payload", "empty record (tombstone)", reason="bad_json")
             if rec.topic == s.topic_impressions:
-                outcomes = self._join.on_impression(decode_impression(raw))
+                imp = decode_impression(raw)
+                self._saw(rec.topic, imp.ts, now)
+                outcomes = self._join.on_impression(imp)
             elif rec.topic == s.topic_interactions:
-                outcomes = self._join.on_interaction(decode_interaction(raw))
+                ev = decode_interaction(raw)
+                self._saw(rec.topic, ev.ts, now)
+                outcomes = self._join.on_interaction(ev)
             else:
                 raise EventError("topic", f"not a join input: {rec.topic!r}")
         except EventError as err:
@@ -228,11 +230,20 @@ class JoinRuntime:
         self.metrics.events.labels(rec.topic, "ok").inc()
         self._handle(outcomes, now, out)
 
+    def _saw(self, topic: str, ts: float, now: float) -> None:
+        seen = self._topic_clock.get(topic)
+        self._topic_clock[topic] = (ts if seen is None else max(seen[0], ts), now)
+
     def _advance(self, now: float, out: list[Output]) -> None:
-        base = self._join.max_ts
-        idle = now - self._last_input
-        if idle > self.settings.idle_s:
-            base += idle  # no input: let event time follow the wall clock
+        clocks = self._topic_clock.values()
+        active = [ts for ts, wall in clocks if now - wall <= self.settings.idle_s]
+        if active:
+            base = min(active)
+        elif clocks:  # all input idle: let event time follow the wall clock
+            base = max(ts for ts, _ in clocks) + (now - max(wall for _, wall in clocks))
+        else:
+            base = self._join.max_ts  # restored sessions, no input yet
+            base += now - self._last_input if now - self._last_input > self.settings.idle_s else 0.0
         watermark = min(base, now) - self.config.watermark_delay_s
         self._handle(self._join.advance(watermark), now, out)
         self._flush_state(out)

@@ -129,6 +129,31 @@ def freshness(
         console.print(f"wrote {json_out}")
 
 
+@app.command("serve")
+def serve(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    duration: float = typer.Option(10.0, min=1, help="Seconds of load per endpoint."),
+    concurrency: int = typer.Option(16, min=1, help="Connections kept busy."),
+    candidates: int = typer.Option(200, min=1, help="Candidate trip ids per rank request."),
+    workers: int = typer.Option(2, min=1, help="Scoring worker processes on the port."),
+    tool: str = typer.Option("auto", help="Load generator: wrk, asyncio, or auto (wrk when installed)."),
+) -> None:
+    """Ranking RPC throughput and latency over real HTTP (linucb variant, impressions logged)."""
+    from bench import serve as bench_serve
+
+    console = Console()
+    with console.status("starting the broker, redis-server and the scoring worker…") as status:
+        result = bench_serve.run(
+            duration_s=duration, concurrency=concurrency, candidates=candidates, k=10, n_trips=5000,
+            workers=workers, tool=tool, progress=lambda m: status.update(m),
+        )  # fmt: skip
+    payload = result.as_dict()
+    console.print_json(data=payload)
+    if json_out:
+        json_out.write_text(json.dumps({"benchmark": "serve", **payload}, indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+
+
 def _parse_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(","))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smarttrip.cli import bench, catalog, demo, models, rank, services, worker
+from smarttrip.cli import bench, catalog, demo, models, rank, serve, services, worker
 
 app = typer.Typer(
     name="smarttrip",
@@ -19,6 +19,7 @@ app.add_typer(models.app, name="models")
 app.command("rank")(rank.rank)
 app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
+app.command("serve")(serve.serve)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

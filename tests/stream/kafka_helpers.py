@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -38,7 +39,7 @@ def new_run(services: EmbeddedServices, *, partitions: int = 4, **settings: str)
         "SMARTTRIP_HEARTBEAT_S": "0.2",
         "SMARTTRIP_JOIN_WINDOW_S": "2",
         "SMARTTRIP_WATERMARK_DELAY_S": "1",
-        "SMARTTRIP_IDLE_S": "1",
+        "SMARTTRIP_IDLE_S": "3",
         **{f"SMARTTRIP_TOPIC_{k.upper()}": v for k, v in names.items()},
         **{f"SMARTTRIP_{k.upper()}": v for k, v in settings.items()},
     }
@@ -82,3 +83,18 @@ def consume_until(
     finally:
         consumer.close()
     return values
+
+
+def distinct_examples(n: int) -> Callable[[list[bytes]], bool]:
+    """A ``done`` for :func:`consume_until`: true once ``n`` distinct example ids were read."""
+    seen: set[str] = set()
+    read = 0
+
+    def done(values: list[bytes]) -> bool:
+        nonlocal read
+        for raw in values[read:]:
+            seen.add(json.loads(raw)["example_id"])
+        read = len(values)
+        return len(seen) >= n
+
+    return done
