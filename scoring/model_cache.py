@@ -1,0 +1,252 @@
+"""The live model cache: the serving model of every (policy, segment), swapped without blocking.
+
+Sources, in order of speed:
+
+1. at start, every (policy, segment) the worker can serve is read once;
+2. the store's pub/sub notices (``<namespace>:models``) trigger a reload of
+   the pair they name, right away;
+3. a poll every ``SMARTTRIP_MODEL_POLL_S`` compares each pair's serving
+   version (pin, else current) with the loaded one — the fallback for lost
+   notices (pub/sub is fire-and-forget) and after reconnecting.
+
+A load reads the bytes (:class:`~stream.model_store_async.AsyncModelStore`),
+deserialises them in a worker thread (a VW model takes milliseconds), checks
+the learner kind against the policy, then swaps one dict entry in the event
+loop: a request sees either the old model or the new one, never waits.
+Models are never mutated after loading, so a request that started on the
+old one finishes on it.
+
+Redis away: every read fails fast (socket timeouts of ``SMARTTRIP_REDIS_TIMEOUT_S``),
+:attr:`ModelCache.redis_ok` turns False (``smarttrip_scoring_redis_up`` 0,
+``/readyz`` detail), and the loaded models keep serving; a pair that never
+had a model is served by the rules policy. A Redis that comes back empty
+(no persistence) leaves the last known models in place until new versions
+are published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bandit.protocol import Learner, learner_from_bytes
+from bandit.segments import SegmentedLearner
+from monitoring.scoring_metrics import ScoringMetrics
+from scoring.policies import LoadedModel, fast_scorer, kind_matches
+from stream.model_store import ModelStoreError, StoreUnavailable, UnknownModel
+from stream.model_store_async import AsyncModelStore
+
+__all__ = ["ModelCache", "RedisHealth"]
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+class RedisHealth:
+    """Whether Redis answered last time anyone asked (shared by the cache and the experiment store)."""
+
+    def __init__(self, metrics: ScoringMetrics) -> None:
+        self.metrics = metrics
+        self.ok = False
+        self.last_error: str | None = "not contacted yet"
+        self.since = time.time()
+
+    def success(self) -> None:
+        if not self.ok:
+            if self.last_error != "not contacted yet":
+                log.warning("redis is reachable again")
+            self.ok, self.last_error, self.since = True, None, time.time()
+            self.metrics.redis_up.set(1)
+
+    def failure(self, error: BaseException | str) -> None:
+        if self.ok:
+            log.error("redis unreachable (%s): serving the last known models", error)
+            self.since = time.time()
+        self.ok = False
+        self.last_error = str(error)
+        self.metrics.redis_up.set(0)
+
+
+class ModelCache:
+    """Loaded models by (policy, segment), kept current from the store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: AsyncModelStore,
+        *,
+        pairs: Iterable[Key],
+        metrics: ScoringMetrics,
+        health: RedisHealth,
+        poll_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
+        loader: Callable[[bytes], Learner | SegmentedLearner] = learner_from_bytes,
+    ) -> None:
+        self.store = store
+        self.pairs = tuple(pairs)
+        self.metrics = metrics
+        self.health = health
+        self.poll_s = poll_s
+        self.clock = clock
+        self.loader = loader
+        self.on_poll: list[Callable[[], Any]] = []  # extra async refreshers run with each poll
+        self._models: dict[Key, LoadedModel] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._vanished: set[Key] = set()  # loaded, then gone from Redis (restarted empty): versions restart
+        self._tasks: list[asyncio.Task[None]] = []
+        self.subscribed = False
+        self.last_poll: float | None = None
+        self._stopping = False
+
+    # -- the request side
+    def get(self, policy: str, segment: str) -> LoadedModel | None:
+        return self._models.get((policy, segment))
+
+    def loaded(self) -> list[LoadedModel]:
+        return sorted(self._models.values(), key=lambda m: (m.policy, m.segment))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "redis": "ok" if self.health.ok else "unreachable",
+            "redis_error": self.health.last_error,
+            "notices": "subscribed" if self.subscribed else "not subscribed",
+            "models_loaded": len(self._models),
+            "serving": (
+                "live models"
+                if self.health.ok
+                else ("last known models" if self._models else "rules policy (no model ever loaded)")
+            ),
+            "models": {
+                f"{m.policy}/{m.segment}": {
+                    "version": m.version,
+                    "age_s": round(self.clock() - m.created_at, 1),
+                }
+                for m in self.loaded()
+            },
+        }
+
+    # -- lifecycle
+    async def start(self, initial_timeout: float = 5.0) -> None:
+        """First load (bounded by ``initial_timeout``), then follow notices and poll in the background."""
+        try:
+            async with asyncio.timeout(initial_timeout):
+                await self.sync_all()
+        except (TimeoutError, StoreUnavailable) as exc:  # start anyway: rules until Redis answers
+            self.health.failure(exc if str(exc) else "initial load timed out")
+            log.error("models: no initial load from redis (%s); serving rules until it answers", exc)
+        self._tasks = [
+            asyncio.create_task(self._follow_notices(), name="model-notices"),
+            asyncio.create_task(self._poll(), name="model-poll"),
+        ]
+
+    async def stop(self) -> None:
+        # A flag as well as cancel(): redis-py's read timeouts can swallow a cancellation
+        # that arrives just as they expire, and the loops would then go on.
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=3.0)
+        self._tasks = []
+
+    # -- loading
+    async def sync_all(self) -> None:
+        """Bring every pair to its serving version; marks Redis down on the first unreachable read."""
+        for policy, segment in self.pairs:
+            await self.sync(policy, segment)
+        for refresh in self.on_poll:
+            await refresh()
+        self.last_poll = self.clock()
+
+    async def sync(self, policy: str, segment: str) -> bool:
+        """Load the pair's serving version if it is not the one loaded; True if a model was swapped in.
+
+        Raises nothing for store trouble (it is logged, counted and reflected in :attr:`health`),
+        except :class:`StoreUnavailable`, which callers treat as "Redis is away".
+        """
+        key = (policy, segment)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            try:
+                version = await self.store.serving_version(policy, segment)
+                self.health.success()
+                current = self._models.get(key)
+                if current is not None and current.version == version and key not in self._vanished:
+                    return False
+                record = await self.store.serving(policy, segment)
+            except UnknownModel:
+                self.health.success()
+                if key in self._models:
+                    self._vanished.add(key)
+                return False  # nothing published (or Redis came back empty): keep what we have
+            except StoreUnavailable as exc:
+                self.health.failure(exc)
+                raise
+            except ModelStoreError as exc:
+                self.metrics.model_load_errors.labels(policy, "store").inc()
+                log.error("model %s/%s: cannot read it from the store: %s", policy, segment, exc)
+                return False
+            try:
+                learner = await asyncio.get_running_loop().run_in_executor(
+                    None, self.loader, record.model_bytes
+                )
+            except Exception as exc:  # ModelFormatError and anything a corrupt blob triggers
+                self.metrics.model_load_errors.labels(policy, "format").inc()
+                log.error("model %s/%s v%d: cannot load it: %s", policy, segment, record.version, exc)
+                return False
+            if not kind_matches(policy, learner):
+                self.metrics.model_load_errors.labels(policy, "kind").inc()
+                log.error("model %s/%s v%d: holds a %r learner; refusing it", policy, segment, record.version,
+                          getattr(learner, "kind", "?"))  # fmt: skip
+                return False
+            model = LoadedModel(
+                policy,
+                segment,
+                record.version,
+                learner,
+                record.meta.created_at,
+                self.clock(),
+                fast_scorer(learner),
+            )
+            self._models[key] = model  # the swap: one dict assignment in the event loop
+            self._vanished.discard(key)
+            self.metrics.set_model(policy, segment, record.version, record.meta.created_at)
+            log.info("model %s swapped in", model.label)
+            return True
+
+    async def _follow_notices(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                async with self.store.subscribe() as notices:
+                    self.subscribed = True
+                    backoff = 0.2
+                    await self.sync_all()  # catch up on whatever was missed while unsubscribed
+                    while not self._stopping:
+                        notice = await notices.next(1.0)
+                        if notice is not None and (notice.policy, notice.segment) in self.pairs:
+                            await self.sync(notice.policy, notice.segment)
+            except asyncio.CancelledError:
+                raise
+            except StoreUnavailable as exc:
+                self.health.failure(exc)
+            except Exception:
+                log.exception("model notices: unexpected error; resubscribing")
+            self.subscribed = False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.poll_s)
+
+    async def _poll(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.poll_s)
+            try:
+                await self.sync_all()
+            except asyncio.CancelledError:
+                raise
+            except StoreUnavailable as exc:
+                self.health.failure(exc)
+            except Exception:
+                log.exception("model poll: unexpected error")
