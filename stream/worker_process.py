@@ -32,11 +32,13 @@ def free_port() -> int:
 class WorkerProcess:
     """One stream worker child process with its own metrics port and log file."""
 
-    def __init__(self, env: Mapping[str, str], *, mode: str = "join", name: str = "worker") -> None:
+    def __init__(
+        self, env: Mapping[str, str], *, mode: str = "join", name: str = "worker", loglevel: str = "WARNING"
+    ) -> None:
         self.metrics_port = free_port()
         self.log_path = Path(tempfile.mkstemp(prefix=f"smarttrip-{name}-", suffix=".log")[1])
         child_env = {**os.environ, **env, "SMARTTRIP_METRICS_PORT": str(self.metrics_port)}
-        cmd = [sys.executable, "-m", "smarttrip.cli.main", "worker", "--mode", mode, "--loglevel", "WARNING"]
+        cmd = [sys.executable, "-m", "smarttrip.cli.main", "worker", "--mode", mode, "--loglevel", loglevel]
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, env=child_env, stdout=self._log, stderr=subprocess.STDOUT)  # noqa: S603
 

@@ -24,3 +24,11 @@ def services() -> Iterator[EmbeddedServices]:
     """Kafka with :data:`stream.embedded.DEFAULT_TOPICS` created, and Redis; stopped at session end."""
     with embedded_services() as svc:
         yield svc
+
+
+@pytest.fixture
+def fresh_services() -> Iterator[EmbeddedServices]:
+    """A broker and redis-server of the test's own: for crash tests, isolated from the
+    state (groups, paused moments, many topics) that earlier tests leave in the shared one."""
+    with embedded_services() as svc:
+        yield svc

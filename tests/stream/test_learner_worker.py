@@ -28,6 +28,15 @@ PARTITIONS = 4
 
 @pytest.fixture
 def run_env(services: EmbeddedServices) -> Iterator[tuple[dict[str, str], str, str]]:
+    yield from _run_env(services)
+
+
+@pytest.fixture
+def fresh_run_env(fresh_services: EmbeddedServices) -> Iterator[tuple[dict[str, str], str, str]]:
+    yield from _run_env(fresh_services)
+
+
+def _run_env(services: EmbeddedServices) -> Iterator[tuple[dict[str, str], str, str]]:
     uid = uuid.uuid4().hex[:8]
     topics = {f"examples-{uid}": PARTITIONS, f"deadletter-{uid}": PARTITIONS}
     ensure_topics(services.bootstrap_servers, topics)
@@ -70,9 +79,10 @@ def _stored(store: ModelStore, policy: str, segment: str) -> tuple[object, dict[
 
 @pytest.mark.timeout(420)
 def test_killed_learner_converges_to_the_uninterrupted_models(
-    services: EmbeddedServices, run_env: tuple[dict[str, str], str, str]
+    fresh_services: EmbeddedServices, fresh_run_env: tuple[dict[str, str], str, str]
 ) -> None:
-    env, topic, namespace = run_env
+    services = fresh_services
+    env, topic, namespace = fresh_run_env
     produce(services, synthetic_examples(n=100_000, seed=3, t0=time.time(), topic=topic))
     records = _read_topic(services, topic)
     assert len(records) == 100_000
