@@ -27,7 +27,7 @@ from monitoring.stream_metrics import StreamMetrics
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.settings import StreamSettings
 
-__all__ = ["StreamApp", "create_app", "partition_of", "quiet_client_logs", "send_outputs"]
+__all__ = ["StreamApp", "create_app", "new_faust_app", "partition_of", "quiet_client_logs", "send_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,10 @@ class StreamApp:
     runtime: JoinRuntime | None
 
 
-def create_app(
-    settings: StreamSettings,
-    *,
-    mode: Literal["join", "count"] = "join",
-    metrics: StreamMetrics | None = None,
-) -> StreamApp:
-    metrics = metrics or StreamMetrics()
-    app = faust.App(
-        settings.app_id,
+def new_faust_app(settings: StreamSettings, app_id: str) -> faust.App:
+    """A Faust app with the stream settings every worker shares (group timeouts, partitions)."""
+    return faust.App(
+        app_id,
         broker=settings.broker_url,
         store="memory://",
         topic_partitions=settings.partitions,
@@ -62,9 +57,20 @@ def create_app(
         broker_heartbeat_interval=settings.heartbeat_s,
         broker_rebalance_timeout=settings.session_timeout_s,
         consumer_auto_offset_reset="earliest",
+        # Standbys would replay other workers' changelogs into this one's store.
         table_standby_replicas=0,
         web_enabled=False,
     )
+
+
+def create_app(
+    settings: StreamSettings,
+    *,
+    mode: Literal["join", "count"] = "join",
+    metrics: StreamMetrics | None = None,
+) -> StreamApp:
+    metrics = metrics or StreamMetrics()
+    app = new_faust_app(settings, settings.app_id)
     source = app.topic(
         settings.topic_impressions, settings.topic_interactions, key_serializer="raw", value_serializer="raw"
     )

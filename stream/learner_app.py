@@ -17,7 +17,7 @@ from typing import Any
 import faust
 
 from monitoring.learner_metrics import LearnerMetrics
-from stream.faust_app import partition_of, quiet_client_logs, send_outputs
+from stream.faust_app import new_faust_app, partition_of, quiet_client_logs, send_outputs
 from stream.guardrails import Guardrails
 from stream.learner_runtime import ExampleRecord, LearnerRuntime
 from stream.model_store import ModelStore, StoreUnavailable
@@ -32,18 +32,7 @@ def create_learner_app(
     settings: StreamSettings, metrics: LearnerMetrics | None = None
 ) -> tuple[faust.App, LearnerRuntime]:
     metrics = metrics or LearnerMetrics()
-    app = faust.App(
-        f"{settings.app_id}-learner",
-        broker=settings.broker_url,
-        store="memory://",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=1,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_s,
-        broker_rebalance_timeout=settings.session_timeout_s,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=False,
-    )
+    app = new_faust_app(settings, f"{settings.app_id}-learner")
     source = app.topic(settings.topic_examples, key_serializer="raw", value_serializer="raw")
     app.topic(settings.topic_deadletter, key_serializer="raw", value_serializer="raw")
 
