@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from kafka import KafkaProducer
 
-from bench.join import ModeResult
+from bench.join import ModeResult, measure_rate
 from stream.embedded import EmbeddedServices, embedded_services, ensure_topics
 from stream.model_store import ModelStore, UnknownModel
 from stream.synthetic import synthetic_examples
@@ -42,16 +42,6 @@ class FreshnessResult:
             "max_s": float(lat.max()),
             "probes": float(len(lat)),
         }
-
-
-def _rate(worker: WorkerProcess, metric: str, total: int, per: int) -> ModeResult:
-    worker.wait_for(metric, 1, timeout=120)
-    t_first, v_first = time.perf_counter(), worker.total(metric)
-    while (v := worker.total(metric)) < total * per:
-        if not worker.alive():
-            raise RuntimeError(worker.log_tail())
-        time.sleep(0.1)
-    return ModeResult("", int((v - v_first) / per), time.perf_counter() - t_first)
 
 
 def _env(svc: EmbeddedServices, uid: str, examples: str, namespace: str) -> dict[str, str]:
@@ -88,7 +78,7 @@ def run(
         count = WorkerProcess({**env, "SMARTTRIP_APP_ID": f"count-{uid}", "SMARTTRIP_TOPIC_IMPRESSIONS": examples},
                               mode="count", name="fresh-count")  # fmt: skip
         try:
-            bare = _rate(count, "smarttrip_stream_events_total", n_examples, 1)
+            bare = measure_rate(count, "smarttrip_stream_events_total", n_examples, "bare agent")
         finally:
             count.stop()
 
@@ -96,8 +86,11 @@ def run(
         worker = WorkerProcess({**env, "SMARTTRIP_APP_ID": f"learn-{uid}"}, mode="learn", name="fresh-learn")
         store = ModelStore.from_url(svc.redis_url, namespace=namespace)
         try:
-            learned = _rate(
-                worker, "smarttrip_learner_examples_total{outcome=learned,policy=linucb", n_examples, 1
+            learned = measure_rate(
+                worker,
+                "smarttrip_learner_examples_total{outcome=learned,policy=linucb",
+                n_examples,
+                "learner",
             )
             say("freshness probes")
             rng = random.Random(seed)
@@ -125,9 +118,6 @@ def run(
             store.close()
             producer.close()
     return FreshnessResult(
-        [
-            ModeResult("bare agent", bare.events, bare.seconds),
-            ModeResult("learner", learned.events, learned.seconds),
-        ],
+        [bare, learned],
         latencies,
     )

@@ -35,6 +35,17 @@ class ModeResult:
         return {"mode": self.mode, "events": self.events, "seconds": self.seconds, "events_per_s": self.rate}
 
 
+def measure_rate(worker: WorkerProcess, metric: str, total: int, mode: str) -> ModeResult:
+    """Rate of a worker's counter from its first to its ``total``-th count (group join excluded)."""
+    worker.wait_for(metric, 1, timeout=120)
+    t_first, v_first = time.perf_counter(), worker.total(metric)
+    while (v := worker.total(metric)) < total:
+        if not worker.alive():
+            raise RuntimeError(worker.log_tail())
+        time.sleep(0.1)  # scraping /metrics costs the worker CPU: poll gently
+    return ModeResult(mode, int(v - v_first), time.perf_counter() - t_first)
+
+
 def _measure(svc: EmbeddedServices, mode: str, n_sessions: int, seed: int) -> ModeResult:
     uid = uuid.uuid4().hex[:8]
     names = {k: f"bench-{k}-{uid}" for k in ("impressions", "interactions", "examples", "deadletter")}
@@ -62,15 +73,7 @@ def _measure(svc: EmbeddedServices, mode: str, n_sessions: int, seed: int) -> Mo
     }
     worker = WorkerProcess(env, mode=mode, name=f"bench-{mode}")
     try:
-        total = len(records)
-        worker.wait_for("smarttrip_stream_events_total", 1, timeout=120)
-        t_first, v_first = time.perf_counter(), worker.total("smarttrip_stream_events_total")
-        while (v := worker.total("smarttrip_stream_events_total")) < total:
-            if not worker.alive():
-                raise RuntimeError(worker.log_tail())
-            time.sleep(0.1)  # scraping /metrics costs the worker CPU: poll gently
-        t_done = time.perf_counter()
-        return ModeResult(mode, int(v - v_first), t_done - t_first)
+        return measure_rate(worker, "smarttrip_stream_events_total", len(records), mode)
     finally:
         worker.stop()
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from bench.join import ModeResult
 
 app = typer.Typer(help="Benchmarks (each measures its baseline in the same run).", no_args_is_help=True)
 
@@ -75,13 +80,9 @@ def join(
         results = bench_join.run(
             n_sessions=sessions, seed=seed, progress=lambda m: status.update(f"measuring the {m} worker…")
         )
-    table = Table(title="Stream worker throughput through Kafka (one worker, 4 partitions)")
-    for col in ("worker", "events", "seconds", "events/s", "vs bare agent"):
-        table.add_column(col, justify="right")
-    base = results[0].rate
-    for r in results:
-        table.add_row(r.mode, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.rate / base:.2f}")
-    console.print(table)
+    console.print(
+        _rate_table("Stream worker throughput through Kafka (one worker, 4 partitions)", "events", results)
+    )
     if json_out:
         payload = {"benchmark": "join", "sessions": sessions, "results": [r.as_dict() for r in results]}
         json_out.write_text(json.dumps(payload, indent=2) + "\n")
@@ -103,13 +104,8 @@ def freshness(
         result = bench_freshness.run(
             n_examples=examples, probes=probes, seed=seed, progress=lambda m: status.update(f"measuring {m}…")
         )
-    table = Table(title="Learner throughput through Kafka (one worker; 3 policies per example)")
-    for col in ("worker", "examples", "seconds", "examples/s", "vs bare agent"):
-        table.add_column(col, justify="right")
-    base = result.throughput[0].rate
-    for r in result.throughput:
-        table.add_row(r.mode, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.rate / base:.2f}")
-    console.print(table)
+    title = "Learner throughput through Kafka (one worker; 3 policies per example)"
+    console.print(_rate_table(title, "examples", result.throughput))
     summary = result.summary()
     fresh = Table(
         title=f"Freshness: example produced → new model version readable in Redis ({probes} probes)"
@@ -152,6 +148,17 @@ def serve(
     if json_out:
         json_out.write_text(json.dumps({"benchmark": "serve", **payload}, indent=2) + "\n")
         console.print(f"wrote {json_out}")
+
+
+def _rate_table(title: str, unit: str, results: Sequence[ModeResult]) -> Table:
+    """Throughput rows, each as a ratio to the first (the baseline measured in the same run)."""
+    table = Table(title=title)
+    for col in ("worker", unit, "seconds", f"{unit}/s", "vs bare agent"):
+        table.add_column(col, justify="right")
+    base = results[0].rate
+    for r in results:
+        table.add_row(r.mode, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}", f"{r.rate / base:.2f}")
+    return table
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
