@@ -22,30 +22,30 @@ pytestmark = pytest.mark.slow
 #: things the rules ignore (short trips, departing soon); strong position bias.
 CONTRARY: dict[str, Any] = {
     "seed": 21,
-    "catalog": {"trips": 800, "seed": 21},
+    "catalog": {"trips": 500, "seed": 21},
     "position_bias": {"eta": 2.0},
     "taste": {s: {"THEME_FULL": -0.8, "THEME_PARTIAL": -0.3, "DEPARTING_SOON": 1.2, "DURATION_GAP": -1.0}
               for s in ("adventure", "luxury", "budget", "culture", "general")},
-    "traffic": {"rate_rps": 40, "duration_s": 120},
+    "traffic": {"rate_rps": 40, "duration_s": 90},
 }  # fmt: skip
 #: Weak position bias, popularity matters more, price-sensitive budget users.
 WEAK_BIAS: dict[str, Any] = {
     "seed": 22,
-    "catalog": {"trips": 800, "seed": 22},
+    "catalog": {"trips": 500, "seed": 22},
     "position_bias": {"eta": 0.3},
     "appeal_scale": 3.0,
     "taste": {"budget": {"PRICE_GAP": -3.0, "BUDGET_PERFECT": 2.0}},
-    "traffic": {"rate_rps": 40, "duration_s": 120},
+    "traffic": {"rate_rps": 40, "duration_s": 90},
 }
 #: Tastes change midway: geography and a low price start to matter, themes stop mattering.
 AFTER_DRIFT = {"BASE_SCORE": -3.0, "GEO_CONTINENT": 1.5, "GEO_DIRECT_COUNTRY": 1.0, "PRICE_GAP": -1.5,
                "THEME_FULL": -0.5, "DEPARTING_SOON": 1.0}  # fmt: skip
 DRIFT: dict[str, Any] = {
     "seed": 23,
-    "catalog": {"trips": 800, "seed": 23},
+    "catalog": {"trips": 500, "seed": 23},
     "drift": {"at_fraction": 0.5, "taste": {s: AFTER_DRIFT for s in
                                             ("adventure", "luxury", "budget", "culture", "general")}},
-    "traffic": {"rate_rps": 40, "duration_s": 160},
+    "traffic": {"rate_rps": 40, "duration_s": 120},
 }  # fmt: skip
 LEARNED = ("logistic", "linucb", "vw")
 
