@@ -100,7 +100,7 @@ def table_policy_data(
         q_logged = model.scale / (1.0 + np.exp(-z_logged))
         q_policy = np.empty(len(logs))
         for start in range(0, len(logs), _CHUNK):
-            sl = slice(start, start + _CHUNK)
+            sl = np.arange(start, min(start + _CHUNK, len(logs)))
             pos = logs.position[sl]
             z = (base[sl] + coef[sl, c + A + pos])[:, None] + coef[sl, c : c + A]  # (chunk, A)
             q_policy[sl] = np.sum(table[:, pos].T * (model.scale / (1.0 + np.exp(-z))), axis=1)

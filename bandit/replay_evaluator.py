@@ -30,7 +30,7 @@ import numpy.typing as npt
 from bandit.ope_validation import OPEInputError, as_float_vector, as_int_vector, check_same_length
 from bandit.protocol import Learner
 
-__all__ = ["FixedPolicy", "LearnerPolicy", "ReplayPolicy", "ReplayResult", "replay_evaluate"]
+__all__ = ["FixedPolicy", "LearnerPolicy", "ReplayPolicy", "ReplayResult", "TablePolicy", "replay_evaluate"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -51,6 +51,23 @@ class FixedPolicy:
 
     def choose(self, X: FloatArray) -> int:
         return self.action
+
+    def update(self, X: FloatArray, action: int, reward: float) -> None:
+        return None
+
+
+class TablePolicy:
+    """Draws an action from fixed probabilities (a column of a policy table), seeded."""
+
+    def __init__(self, probabilities: npt.ArrayLike, *, seed: int = 0) -> None:
+        self.probabilities = np.asarray(probabilities, dtype=np.float64)
+        if self.probabilities.ndim != 1 or abs(float(self.probabilities.sum()) - 1.0) > 1e-6:
+            raise OPEInputError("probabilities", "must be a 1-d array summing to 1")
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def choose(self, X: FloatArray) -> int:
+        return int(self._rng.choice(len(self.probabilities), p=self.probabilities))
 
     def update(self, X: FloatArray, action: int, reward: float) -> None:
         return None
