@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from bandit.protocol import Learner
-
 from stream.export import ExportError, LogRecord, read_export, read_records, write_export
 from stream.learner_runtime import ExampleRecord, LearnerRuntime
 from stream.replay import Replayer
@@ -86,7 +85,7 @@ def test_export_round_trip_keeps_exact_bytes(tmp_path: Path, records: list[LogRe
 
 def test_export_errors_name_the_line() -> None:
     good = b'{"v":1,"topic":"t","partition":0,"offset":0,"timestamp_ms":0,"key":null,"value":{"a":1}}'
-    assert list(read_records([good]))[0].value == b'{"a":1}'
+    assert next(iter(read_records([good]))).value == b'{"a":1}'
     with pytest.raises(ExportError, match="line 2: field 'offset' must be an integer >= 0"):
         list(read_records([good, good.replace(b'"offset":0', b'"offset":-1')]))
     with pytest.raises(ExportError, match="line 1: field 'v' must be 1"):
