@@ -15,9 +15,9 @@ offered: pyarrow is not a dependency.
 
 Reading Kafka: :func:`read_kafka` assigns every partition of the topics
 (no consumer group, nothing committed), seeks to ``since`` with
-``offsets_for_times`` (or to explicit start offsets) and reads up to the end
-offsets present when it started (or to ``until``), then merges the topics
-by broker timestamp.
+``offsets_for_times`` (or to explicit start offsets) and reads up to ``until``
+(default: the call time) or the end, then merges the topics by broker
+timestamp.
 
 >>> import io
 >>> rec = LogRecord("interactions", 0, 7, 1000, b"s1", b'{"v":1}')
@@ -174,7 +174,8 @@ def read_kafka(
 
     Each partition is read in offset order from ``start_offsets`` (if given for
     it), else from the first offset at or after ``since_ms``, else from the
-    beginning, up to the end offset at call time. Ties in timestamp keep topic
+    beginning, up to the first record stamped at or after ``until_ms`` (default:
+    the call time) or the end of the partition. Ties in timestamp keep topic
     order as given, then partition, then offset.
     """
     import time
@@ -182,6 +183,7 @@ def read_kafka(
     from kafka import KafkaConsumer, TopicPartition
 
     topics = list(topics)
+    cutoff = until_ms if until_ms is not None else int(time.time() * 1000) + 1
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                              max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
     try:
@@ -189,27 +191,40 @@ def read_kafka(
         consumer.assign(tps)
         ends = consumer.end_offsets(tps)
         starts = consumer.beginning_offsets(tps)
+        empty: set[TopicPartition] = set()
         if since_ms is not None:
             found = consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
             starts = {tp: (ends[tp] if found.get(tp) is None else found[tp].offset) for tp in tps}
+            empty = {tp for tp in tps if found.get(tp) is None}  # nothing stamped at or after since
         for (topic, partition), offset in (start_offsets or {}).items():
             starts[TopicPartition(topic, partition)] = offset
         for tp in tps:
             consumer.seek(tp, starts[tp])
         per_tp: dict[TopicPartition, list[LogRecord]] = {tp: [] for tp in tps}
         deadline = time.monotonic() + timeout_s
-        todo = {tp for tp in tps if starts[tp] < ends[tp]}
-        while todo:
+        explicit = {TopicPartition(t, p) for t, p in (start_offsets or {})}
+        done = empty - explicit
+        quiet = dict.fromkeys(tps, 0)
+        while len(done) < len(tps):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"read_kafka: partitions not read to their end within {timeout_s} s: {todo}")
-            for tp, batch in consumer.poll(timeout_ms=500).items():
+                raise TimeoutError(f"read_kafka: partitions not read to their end within {timeout_s} s")
+            polled = consumer.poll(timeout_ms=300)
+            for tp in tps:
+                if tp in done:
+                    continue
+                batch = polled.get(tp, [])
                 for r in batch:
-                    if r.offset < ends[tp] and (until_ms is None or r.timestamp < until_ms):
-                        per_tp[tp].append(LogRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value))
-                    if r.offset >= ends[tp] - 1 or (until_ms is not None and r.timestamp >= until_ms):
-                        todo.discard(tp)
+                    if r.timestamp >= cutoff:
+                        done.add(tp)
                         consumer.pause(tp)
                         break
+                    if since_ms is None or r.timestamp >= since_ms or tp in explicit:
+                        per_tp[tp].append(LogRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value))
+                # The end offset is a lower bound (some brokers report the last batch's base
+                # offset): past it, a partition is done after two polls without records.
+                quiet[tp] = 0 if batch else quiet[tp] + 1
+                if consumer.position(tp) >= ends[tp] and quiet[tp] >= 2:
+                    done.add(tp)
     finally:
         consumer.close()
     order = {t: i for i, t in enumerate(topics)}
