@@ -8,7 +8,9 @@ intervals; against the control: the difference, a two-proportion z-test, the
 minimum detectable effect at the current sizes, the slates per arm still
 needed to detect the observed effect (or ``target_lift``), and the
 always-valid mSPRT p-value over looks taken every ``look_every`` slates in
-time order (safe to peek at: :mod:`bandit.ab_test`).
+time order (safe to peek at: :mod:`bandit.ab_test`). :func:`ranking_by_group`
+adds the offline ranking metrics (:mod:`bandit.ranking_metrics`) per variant
+and segment.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bandit.ab_test import (
     always_valid_p_values,
     minimum_detectable_effect,
@@ -24,9 +28,10 @@ from bandit.ab_test import (
     two_proportion_test,
     wilson_interval,
 )
+from bandit.ranking_metrics import RankingMetrics, ranking_metrics
 from stream.events import Example
 
-__all__ = ["ArmComparison", "VariantStats", "ab_report", "as_dicts", "plot_ab"]
+__all__ = ["ArmComparison", "VariantStats", "ab_report", "as_dicts", "plot_ab", "ranking_by_group"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,28 @@ def _looks(
         if i % every == 0 or i == len(merged):
             looks.append((sa, na, sb, nb))
     return looks
+
+
+def ranking_by_group(
+    examples: Sequence[Example], *, k: int = 10, catalog_size: int | None = None
+) -> list[tuple[str, str, RankingMetrics]]:
+    """Ranking metrics per (variant, segment), and per variant over all segments (segment ``*``)."""
+    groups: dict[tuple[str, str], list[Example]] = {}
+    for e in examples:
+        groups.setdefault((e.policy, e.segment), []).append(e)
+        groups.setdefault((e.policy, "*"), []).append(e)
+    out = []
+    for (variant, segment), rows in sorted(groups.items()):
+        slates = {r: i for i, r in enumerate(dict.fromkeys(e.request_id for e in rows))}
+        items = {t: i for i, t in enumerate(dict.fromkeys(e.trip_id for e in rows))}
+        widths = {len(e.phi) for e in rows}
+        features = np.array([e.phi for e in rows]) if len(widths) == 1 and 0 not in widths else None
+        out.append((variant, segment, ranking_metrics(
+            slate=[slates[e.request_id] for e in rows], position=[e.position for e in rows],
+            reward=[e.reward for e in rows], clicked=[e.clicked for e in rows],
+            item=[items[e.trip_id] for e in rows], features=features, k=k, catalog_size=catalog_size,
+        )))  # fmt: skip
+    return out
 
 
 def as_dicts(stats: Sequence[VariantStats], comparisons: Sequence[ArmComparison]) -> dict[str, object]:

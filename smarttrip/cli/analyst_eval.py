@@ -158,7 +158,7 @@ def ab_report_cmd(
     json_out: JsonOpt = None,
 ) -> None:
     """Per-variant CTR and conversion, tests against the control, power, always-valid p-values."""
-    from stream.ab_report import ab_report, as_dicts, plot_ab
+    from stream.ab_report import ab_report, as_dicts, plot_ab, ranking_by_group
     from stream.examples_source import load_examples
 
     s = StreamSettings.from_env()
@@ -182,9 +182,20 @@ def ab_report_cmd(
         comp.add_row(f"{c.variant} vs {c.control}", c.metric, f"{c.difference:+.4f}", f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]",
                      f"{c.p_value:.4f}", f"{c.always_valid_p:.4f}", f"{c.mde:.4f}", f"{c.still_needed_per_arm:,}")  # fmt: skip
     console.print(comp)
+    ranking = ranking_by_group(examples)
+    rank_table = Table(title="Ranking metrics (segment * = all)")
+    for col in ("variant", "segment", "slates", "CTR", "MRR", "NDCG@10", "items shown", "diversity"):
+        rank_table.add_column(col, justify="right")
+    for variant, segment, m in ranking:
+        rank_table.add_row(variant, segment, f"{m.slates:,}", f"{m.ctr:.4f}", f"{m.mrr:.4f}", f"{m.ndcg:.4f}",
+                           f"{m.coverage_items:,}", "–" if m.diversity is None else f"{m.diversity:.3f}")  # fmt: skip
+    console.print(rank_table)
     if bad:
         console.print(f"dead letters while reading: {dict(bad)}")
     if png is not None:
         plot_ab(stats, png)
         console.print(f"wrote {png}")
-    write_json(json_out, {**as_dicts(stats, comparisons), "deadletters": dict(bad)})
+    write_json(json_out, {
+        **as_dicts(stats, comparisons), "deadletters": dict(bad),
+        "ranking": [{"variant": v, "segment": g, **m.as_dict()} for v, g, m in ranking],
+    })  # fmt: skip

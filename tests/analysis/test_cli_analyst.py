@@ -81,6 +81,9 @@ def test_ab_report_cli(tmp_path: Path) -> None:
     ctr = next(c for c in payload["comparisons"] if c["metric"] == "ctr")
     assert ctr["variant"] == "linucb" and ctr["p_value"] < 0.01
     assert png.stat().st_size > 1000
+    ranking = {(r["variant"], r["segment"]): r for r in payload["ranking"]}
+    assert ranking[("linucb", "*")]["slates"] == 1500 and ranking[("rules", "general")]["slates"] == 1500
+    assert ranking[("linucb", "*")]["mrr"] > ranking[("rules", "*")]["mrr"]
     assert "Against the control" in result.output and "linucb" in result.output
 
 
