@@ -77,5 +77,16 @@ def test_export_and_replay_reproduce_the_learner_worker(services: EmbeddedServic
             np.testing.assert_allclose(online.score_many(probe), offline.score_many(probe), rtol=0, atol=1e-9)
             w_on, w_off = online.weights, offline.weights  # type: ignore[attr-defined]
             assert max(abs(w_on[k] - w_off[k]) for k in w_on) <= 1e-9
-    store.close()
     assert json.loads(out.read_text().splitlines()[0])["topic"] == topic
+
+    # The live models as evaluation policies: `smarttrip ope --policy store:linucb`.
+    ope_out = tmp_path / "ope.json"
+    result = CliRunner().invoke(app, [
+        "ope", "--logs", str(out), "--policy", "store:linucb", "--redis-url", services.redis_url,
+        "--namespace", namespace, "--estimators", "ipw,snipw", "--bootstrap-samples", "20", "--json", str(ope_out),
+    ], env={"SMARTTRIP_TOPIC_EXAMPLES": topic})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    estimates = json.loads(ope_out.read_text())["estimates"]
+    assert {e["estimator"] for e in estimates} == {"ipw", "snipw"}
+    assert all(e["n"] > 0 for e in estimates) and estimates[0]["n"] == N
+    store.close()
