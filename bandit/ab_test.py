@@ -141,9 +141,7 @@ def msprt_p_value(successes_a: int, n_a: int, successes_b: int, n_b: int, *, tau
     return 1.0 if log_lambda <= 0 else min(1.0, math.exp(-log_lambda))
 
 
-def always_valid_p_values(
-    looks: Sequence[tuple[int, int, int, int]], *, tau: float = 0.01
-) -> list[float]:
+def always_valid_p_values(looks: Sequence[tuple[int, int, int, int]], *, tau: float = 0.01) -> list[float]:
     """Running-minimum mSPRT p-values over cumulative ``(successes_a, n_a, successes_b, n_b)`` looks."""
     out: list[float] = []
     running = 1.0

@@ -150,7 +150,9 @@ class OPEData:
         if q_hat is not None:
             q = np.asarray(q_hat, dtype=np.float64)
             if q.shape != dist.shape:
-                raise OPEInputError("q_hat", f"must have the shape of action_dist {dist.shape}, got {q.shape}")
+                raise OPEInputError(
+                    "q_hat", f"must have the shape of action_dist {dist.shape}, got {q.shape}"
+                )
             if not np.all(np.isfinite(q)):
                 raise OPEInputError("q_hat", "must be finite (no NaN or inf)")
             ql = q[rows, a, pos]
@@ -234,9 +236,13 @@ def _check_names(estimators: Sequence[str], data: OPEData) -> tuple[EstimatorNam
     names: list[EstimatorName] = []
     for name in estimators:
         if name not in ESTIMATORS:
-            raise OPEInputError("estimators", f"unknown estimator {name!r}; expected some of {list(ESTIMATORS)}")
+            raise OPEInputError(
+                "estimators", f"unknown estimator {name!r}; expected some of {list(ESTIMATORS)}"
+            )
         if name in _NEEDS_MODEL and data.q_logged is None:
-            raise OPEInputError("q_logged", f"estimator {name!r} needs a reward model (q_logged and q_policy)")
+            raise OPEInputError(
+                "q_logged", f"estimator {name!r} needs a reward model (q_logged and q_policy)"
+            )
         names.append(name)  # checked against ESTIMATORS
     return tuple(names)
 
@@ -354,7 +360,7 @@ def evaluate(
                 if chunks:
                     reps = np.concatenate([_weighted(part, name, w, m) for m in chunks])
                     reps = reps[np.isfinite(reps)]
-                    lo, hi = (np.quantile(reps, [alpha / 2, 1 - alpha / 2]) if reps.size else (np.nan, np.nan))
+                    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2]) if reps.size else (np.nan, np.nan)
                 else:
                     lo = hi = point
                 estimates.append(Estimate(name, position, point, float(lo), float(hi), len(part)))

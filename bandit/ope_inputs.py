@@ -79,9 +79,13 @@ def table_policy_data(
 ) -> OPEData:  # fmt: skip
     """OPE inputs for a context-free policy table of shape (n_actions, ≥ len_list)."""
     if table.shape[0] != logs.n_actions:
-        raise OPEInputError("policy_table", f"has {table.shape[0]} rows; the logs have {logs.n_actions} actions")
+        raise OPEInputError(
+            "policy_table", f"has {table.shape[0]} rows; the logs have {logs.n_actions} actions"
+        )
     if table.shape[1] < logs.len_list:
-        raise OPEInputError("policy_table", f"has {table.shape[1]} position columns; the logs have {logs.len_list}")
+        raise OPEInputError(
+            "policy_table", f"has {table.shape[1]} position columns; the logs have {logs.len_list}"
+        )
     pi_e = table[logs.action, logs.position]
     q_logged = q_policy = None
     if isinstance(reward_model, np.ndarray):
@@ -96,7 +100,11 @@ def table_policy_data(
         c = logs.context.shape[1]
         coef = model.coef[model.fold]  # (n, c + A + L + 1)
         base = np.einsum("ic,ic->i", logs.context, coef[:, :c]) + coef[:, -1]
-        z_logged = base + coef[np.arange(len(logs)), c + logs.action] + coef[np.arange(len(logs)), c + A + logs.position]
+        z_logged = (
+            base
+            + coef[np.arange(len(logs)), c + logs.action]
+            + coef[np.arange(len(logs)), c + A + logs.position]
+        )
         q_logged = model.scale / (1.0 + np.exp(-z_logged))
         q_policy = np.empty(len(logs))
         for start in range(0, len(logs), _CHUNK):

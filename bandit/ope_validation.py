@@ -101,5 +101,6 @@ def check_action_dist(action_dist: npt.NDArray[np.float64], name: str = "action_
     if bad.any():
         i, pos = (int(v) for v in np.argwhere(bad)[0])
         raise OPEInputError(
-            name, f"probabilities must sum to 1 over actions; round {i} position {pos} sums to {float(sums[i, pos])!r}"
+            name,
+            f"probabilities must sum to 1 over actions; round {i} position {pos} sums to {float(sums[i, pos])!r}",
         )

@@ -146,7 +146,8 @@ def replay_evaluate(
         if off.any():
             i = int(np.argmax(off))
             raise OPEInputError(
-                "pscore", f"the replay evaluator needs uniformly random logs (1/{k}); got {float(ps[i])!r} at index {i}"
+                "pscore",
+                f"the replay evaluator needs uniformly random logs (1/{k}); got {float(ps[i])!r} at index {i}",
             )
     kept: list[float] = []
     for i in range(len(a)):

@@ -64,7 +64,9 @@ class CrossFittedLogistic:
         Xa = np.asarray(X, dtype=np.float64)
         ya = as_float_vector(y, "reward")
         if Xa.ndim != 2 or len(Xa) != len(ya):
-            raise OPEInputError("X", f"must have shape (n, d) with n = len(reward) = {len(ya)}, got {Xa.shape}")
+            raise OPEInputError(
+                "X", f"must have shape (n, d) with n = len(reward) = {len(ya)}, got {Xa.shape}"
+            )
         if not np.all(np.isfinite(Xa)):
             raise OPEInputError("X", "must be finite (no NaN or inf)")
         if ya.min() < 0:

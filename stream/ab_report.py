@@ -184,7 +184,10 @@ def plot_ab(stats: Sequence[VariantStats], path: Path) -> None:
         ("conversion", [s.conversion for s in stats], [s.conversion_low for s in stats],
          [s.conversion_high for s in stats]),
     ), strict=True):  # fmt: skip
-        err = [[v - lo_ for v, lo_ in zip(val, lo, strict=True)], [h - v for v, h in zip(val, hi, strict=True)]]
+        err = [
+            [v - lo_ for v, lo_ in zip(val, lo, strict=True)],
+            [h - v for v, h in zip(val, hi, strict=True)],
+        ]
         ax.bar(names, val, yerr=err, capsize=4, color="#4c72b0")
         ax.set_title(f"{title} (95% Wilson)")
     fig.tight_layout()

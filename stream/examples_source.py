@@ -66,7 +66,9 @@ def load_examples(
     return list(final.values()), bad
 
 
-def logs_from_examples(examples: Sequence[Example], *, target: Literal["click", "reward"] = "click") -> BanditLogs:
+def logs_from_examples(
+    examples: Sequence[Example], *, target: Literal["click", "reward"] = "click"
+) -> BanditLogs:
     """One row per example; actions are trip ids (sorted), slates are requests, context is the segment.
 
     ``target`` is what is evaluated: ``click`` (a CTR) or the graded ``reward``.
@@ -77,7 +79,11 @@ def logs_from_examples(examples: Sequence[Example], *, target: Literal["click", 
     if target not in ("click", "reward"):
         raise ValueError(f"target: must be 'click' or 'reward', got {target!r}")
     widths = {len(e.phi) for e in examples}
-    phi = np.array([e.phi for e in examples], dtype=np.float64) if len(widths) == 1 and 0 not in widths else None
+    phi = (
+        np.array([e.phi for e in examples], dtype=np.float64)
+        if len(widths) == 1 and 0 not in widths
+        else None
+    )
     names = tuple(sorted({e.trip_id for e in examples}))
     index = {t: i for i, t in enumerate(names)}
     segments = tuple(e.segment for e in examples)

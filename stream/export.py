@@ -219,7 +219,9 @@ def read_kafka(
                         consumer.pause(tp)
                         break
                     if since_ms is None or r.timestamp >= since_ms or tp in explicit:
-                        per_tp[tp].append(LogRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value))
+                        per_tp[tp].append(
+                            LogRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+                        )
                 # The end offset is a lower bound (some brokers report the last batch's base
                 # offset): past it, a partition is done after two polls without records.
                 quiet[tp] = 0 if batch else quiet[tp] + 1
@@ -229,6 +231,7 @@ def read_kafka(
         consumer.close()
     order = {t: i for i, t in enumerate(topics)}
     streams = [
-        [((r.timestamp_ms, order[r.topic], r.partition, r.offset), r) for r in recs] for recs in per_tp.values()
+        [((r.timestamp_ms, order[r.topic], r.partition, r.offset), r) for r in recs]
+        for recs in per_tp.values()
     ]
     return [r for _, r in heapq.merge(*streams, key=lambda item: item[0])]

@@ -86,7 +86,9 @@ def read_obd(path: Path, *, item_context: Path | None = None) -> BanditLogs:
         with item_context.open(newline="") as fh:
             n_items = sum(1 for r in csv.reader(fh) if r) - 1
         if n_items < n_actions:
-            raise OPEInputError(item_context.name, f"lists {n_items} items; the logs use item_id {n_actions - 1}")
+            raise OPEInputError(
+                item_context.name, f"lists {n_items} items; the logs use item_id {n_actions - 1}"
+            )
         n_actions = n_items
     if item.min() < 0:
         raise OPEInputError(path.name, "column 'item_id': must be >= 0")

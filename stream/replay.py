@@ -104,7 +104,9 @@ class Replayer:
         self.stats = ReplayStats()
         self._now = _NO_CLOCK
         self.join = JoinRuntime(self.settings, StreamMetrics(), clock=lambda: self._now)
-        self.learner = LearnerRuntime(self.settings, None, LearnerMetrics(), policies, clock=lambda: self._now)
+        self.learner = LearnerRuntime(
+            self.settings, None, LearnerMetrics(), policies, clock=lambda: self._now
+        )
         self._seq = 0
 
     def models(self) -> dict[tuple[str, str], Learner]:

@@ -76,7 +76,9 @@ class FastReplayer(Replayer):
             first = next(iter(self.learner.policies))
             before = sum(m.n_examples for (p, _), m in self.learner.slots().items() if p == first)
             self.learner.learn_decoded(items)
-            self.stats.examples += sum(m.n_examples for (p, _), m in self.learner.slots().items() if p == first) - before
+            self.stats.examples += (
+                sum(m.n_examples for (p, _), m in self.learner.slots().items() if p == first) - before
+            )
         corrections = self.join.metrics.registry.get_sample_value(
             "smarttrip_stream_examples_total", {"kind": "correction"}
         )

@@ -27,8 +27,12 @@ from stream.settings import StreamSettings
 console = Console()
 
 LogsOpt = Annotated[Path | None, typer.Option("--logs", help="Export file (.jsonl[.gz]) or OBD CSV.")]
-BootstrapOpt = Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers (instead of --logs).")]
-SinceOpt = Annotated[str | None, typer.Option("--since", help="Start (ISO 8601 or epoch seconds, broker time).")]
+BootstrapOpt = Annotated[
+    str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers (instead of --logs).")
+]
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="Start (ISO 8601 or epoch seconds, broker time).")
+]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="End, exclusive (ISO 8601 or epoch seconds).")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the results to this JSON file.")]
 
@@ -80,10 +84,14 @@ def write_json(path: Path | None, payload: object) -> None:
 # ----------------------------------------------------------------------------- export
 def export(
     out: Annotated[Path, typer.Option("--out", help="Output file; .gz compresses.")],
-    bootstrap: Annotated[str, typer.Option("--bootstrap", envvar="SMARTTRIP_KAFKA_BOOTSTRAP")] = "127.0.0.1:9092",
+    bootstrap: Annotated[
+        str, typer.Option("--bootstrap", envvar="SMARTTRIP_KAFKA_BOOTSTRAP")
+    ] = "127.0.0.1:9092",
     since: SinceOpt = None,
     until: UntilOpt = None,
-    topics: Annotated[str, typer.Option(help="Comma-separated topics.")] = "impressions,interactions,examples",
+    topics: Annotated[
+        str, typer.Option(help="Comma-separated topics.")
+    ] = "impressions,interactions,examples",
 ) -> None:
     """Write a topic range to a JSON Lines file (schema: ``stream/export.py``)."""
     from stream.export import write_export
@@ -99,11 +107,21 @@ def replay(
     bootstrap: BootstrapOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    mode: Annotated[str, typer.Option(help="raw (join + learn) or examples (learn the logged examples).")] = "raw",
-    fast: Annotated[bool, typer.Option(help="Fast path (raw mode): no JSON round trip between join and learners.")] = True,
-    fmt: Annotated[str, typer.Option("--format", help="ours or obd (OBD: Li et al. replay evaluation).")] = "ours",
-    policy_table: Annotated[Path | None, typer.Option("--policy-table", help="OBD: CSV table to evaluate.")] = None,
-    save_models: Annotated[Path | None, typer.Option("--save-models", help="Write each model's bytes here.")] = None,
+    mode: Annotated[
+        str, typer.Option(help="raw (join + learn) or examples (learn the logged examples).")
+    ] = "raw",
+    fast: Annotated[
+        bool, typer.Option(help="Fast path (raw mode): no JSON round trip between join and learners.")
+    ] = True,
+    fmt: Annotated[
+        str, typer.Option("--format", help="ours or obd (OBD: Li et al. replay evaluation).")
+    ] = "ours",
+    policy_table: Annotated[
+        Path | None, typer.Option("--policy-table", help="OBD: CSV table to evaluate.")
+    ] = None,
+    save_models: Annotated[
+        Path | None, typer.Option("--save-models", help="Write each model's bytes here.")
+    ] = None,
     seed: int = 0,
     json_out: JsonOpt = None,
 ) -> None:

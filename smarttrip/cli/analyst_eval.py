@@ -17,7 +17,7 @@ import numpy.typing as npt
 import typer
 from rich.table import Table
 
-from bandit.ope_inputs import BanditLogs
+from bandit.ope_inputs import BanditLogs, RewardModelSpec
 from bandit.ope_validation import OPEInputError
 from smarttrip.cli.analyst import (
     BootstrapOpt,
@@ -77,13 +77,27 @@ def ope(
     bootstrap: BootstrapOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="ours (export / topics) or obd (Open Bandit Dataset CSV).")] = "ours",
-    item_context: Annotated[Path | None, typer.Option(help="OBD item_context.csv (number of actions).")] = None,
-    policy: Annotated[str | None, typer.Option("--policy", help="Model file, or store:POLICY (ours).")] = None,
-    policy_table: Annotated[Path | None, typer.Option("--policy-table", help="CSV: one row per action, one column per position.")] = None,
-    epsilon: Annotated[float, typer.Option(help="Exploration of a --policy model (ε-greedy per position).")] = 0.0,
-    estimators: Annotated[str, typer.Option(help="Comma-separated: ipw,snipw,dm,dr,sndr.")] = "ipw,snipw,dm,dr,sndr",
-    reward_model: Annotated[str, typer.Option(help="logistic (cross-fitted), none, or a CSV reward table.")] = "logistic",
+    fmt: Annotated[
+        str, typer.Option("--format", help="ours (export / topics) or obd (Open Bandit Dataset CSV).")
+    ] = "ours",
+    item_context: Annotated[
+        Path | None, typer.Option(help="OBD item_context.csv (number of actions).")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Model file, or store:POLICY (ours).")
+    ] = None,
+    policy_table: Annotated[
+        Path | None, typer.Option("--policy-table", help="CSV: one row per action, one column per position.")
+    ] = None,
+    epsilon: Annotated[
+        float, typer.Option(help="Exploration of a --policy model (ε-greedy per position).")
+    ] = 0.0,
+    estimators: Annotated[
+        str, typer.Option(help="Comma-separated: ipw,snipw,dm,dr,sndr.")
+    ] = "ipw,snipw,dm,dr,sndr",
+    reward_model: Annotated[
+        str, typer.Option(help="logistic (cross-fitted), none, or a CSV reward table.")
+    ] = "logistic",
     clip: Annotated[float | None, typer.Option(help="Clip importance weights at this value.")] = None,
     n_bootstrap: Annotated[int, typer.Option("--bootstrap-samples")] = 200,
     target: Annotated[str, typer.Option(help="ours: click (CTR) or reward.")] = "click",
@@ -110,17 +124,22 @@ def ope(
             _, data = _load_ours(logs, bootstrap, since, until, target)
         else:
             raise fail(f"--format: must be ours or obd, got {fmt!r}")
-        rm: str | np.ndarray = reward_model
-        if reward_model not in ("logistic", "none"):
+        rm: RewardModelSpec
+        if reward_model == "logistic":
+            rm = "logistic"
+        elif reward_model == "none":
+            rm = "none"
+        else:
             rm = read_table(Path(reward_model), kind="reward")
         if policy_table is not None:
-            opedata = table_policy_data(data, read_table(policy_table, kind="policy"), reward_model=rm, seed=seed)  # type: ignore[arg-type]
+            table_in = read_table(policy_table, kind="policy")
+            opedata = table_policy_data(data, table_in, reward_model=rm, seed=seed)
         else:
             assert policy is not None  # noqa: S101
             if isinstance(rm, np.ndarray):
                 raise fail("--policy takes --reward-model logistic or none")
             scores = _model_scores(policy, data, redis_url, namespace)
-            opedata = model_policy_data(data, scores, epsilon=epsilon, reward_model=rm, seed=seed)  # type: ignore[arg-type]
+            opedata = model_policy_data(data, scores, epsilon=epsilon, reward_model=rm, seed=seed)
         report = evaluate(opedata, names, clip=clip, n_bootstrap=n_bootstrap, seed=seed)
     except (OPEInputError, ValueError, OSError) as exc:
         raise fail(str(exc)) from None
@@ -153,7 +172,9 @@ def ab_report_cmd(
     control: Annotated[str | None, typer.Option(help="Control variant (default: rules).")] = None,
     alpha: float = 0.05,
     power: float = 0.8,
-    target_lift: Annotated[float | None, typer.Option(help="Relative lift to size the test for (e.g. 0.05).")] = None,
+    target_lift: Annotated[
+        float | None, typer.Option(help="Relative lift to size the test for (e.g. 0.05).")
+    ] = None,
     png: Annotated[Path | None, typer.Option("--png", help="Write a chart here.")] = None,
     json_out: JsonOpt = None,
 ) -> None:
@@ -162,10 +183,14 @@ def ab_report_cmd(
     from stream.examples_source import load_examples
 
     s = StreamSettings.from_env()
-    records = input_records(logs, bootstrap, since, until, [s.topic_impressions, s.topic_interactions, s.topic_examples])
+    records = input_records(
+        logs, bootstrap, since, until, [s.topic_impressions, s.topic_interactions, s.topic_examples]
+    )
     examples, bad = load_examples(records, s)
     try:
-        stats, comparisons = ab_report(examples, control=control, alpha=alpha, power=power, target_lift=target_lift)
+        stats, comparisons = ab_report(
+            examples, control=control, alpha=alpha, power=power, target_lift=target_lift
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
     table = Table(title="Variants (unit: slate)")

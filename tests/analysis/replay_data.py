@@ -23,7 +23,14 @@ def session_records(n_sessions: int = 600, seed: int = 0, *, late_every: int = 7
         if j % late_every == 0:
             order[i] += 300.5  # ~300 records later ≈ 6 s of event time
     delivered = [recs[i] for i in np.argsort(order, kind="stable")]
-    out = [LogRecord(r.topic, 0, i, 1_764_000_000_000 + 20 * i, r.key, r.value) for i, r in enumerate(delivered)]
+    out = [
+        LogRecord(r.topic, 0, i, 1_764_000_000_000 + 20 * i, r.key, r.value) for i, r in enumerate(delivered)
+    ]
     out.insert(50, LogRecord("impressions", 0, 10**6, out[50].timestamp_ms, b"x", b"{not json"))
-    out.insert(90, LogRecord("interactions", 0, 10**6 + 1, out[90].timestamp_ms, b"x", b'{"v": 1, "kind": "interaction"}'))
+    out.insert(
+        90,
+        LogRecord(
+            "interactions", 0, 10**6 + 1, out[90].timestamp_ms, b"x", b'{"v": 1, "kind": "interaction"}'
+        ),
+    )
     return out

@@ -30,7 +30,9 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[LogReco
     return path, records
 
 
-def test_replay_cli_saves_the_models_the_replayer_learns(export: tuple[Path, list[LogRecord]], tmp_path: Path) -> None:
+def test_replay_cli_saves_the_models_the_replayer_learns(
+    export: tuple[Path, list[LogRecord]], tmp_path: Path
+) -> None:
     path, records = export
     out, models = tmp_path / "replay.json", tmp_path / "models"
     result = CliRunner().invoke(app, ["replay", "--logs", str(path), "--json", str(out), "--save-models", str(models)],
@@ -46,7 +48,9 @@ def test_replay_cli_saves_the_models_the_replayer_learns(export: tuple[Path, lis
         assert learner_from_bytes(saved).n_examples == learner.n_examples
 
 
-def test_ope_cli_with_a_uniform_reranking_matches_a_loop(export: tuple[Path, list[LogRecord]], tmp_path: Path) -> None:
+def test_ope_cli_with_a_uniform_reranking_matches_a_loop(
+    export: tuple[Path, list[LogRecord]], tmp_path: Path
+) -> None:
     path, records = export
     models = tmp_path / "models"
     CliRunner().invoke(app, ["replay", "--logs", str(path), "--save-models", str(models)], env=ENV)
@@ -74,7 +78,9 @@ def test_ab_report_cli(tmp_path: Path) -> None:
     write_export([LogRecord("examples", 0, i, 0, ex.segment.encode(), encode(ex)) for i, ex in enumerate(examples)],
                  path)  # fmt: skip
     out, png = tmp_path / "ab.json", tmp_path / "ab.png"
-    result = CliRunner().invoke(app, ["ab", "report", "--logs", str(path), "--json", str(out), "--png", str(png)])
+    result = CliRunner().invoke(
+        app, ["ab", "report", "--logs", str(path), "--json", str(out), "--png", str(png)]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(out.read_text())
     assert [v["variant"] for v in payload["variants"]] == ["linucb", "rules"]

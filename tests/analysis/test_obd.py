@@ -38,7 +38,11 @@ def test_uniform_table_gives_the_logged_ctr_and_a_point_mass_matches_a_loop(tmp_
     point = np.zeros((34, 3))
     point[[14, 3, 20], [0, 1, 2]] = 1.0
     picks = {0: 14, 1: 3, 2: 20}
-    loop = sum(r * 34.0 for a, k, r in zip(logs.action, logs.position, logs.reward, strict=True) if a == picks[int(k)])
+    loop = sum(
+        r * 34.0
+        for a, k, r in zip(logs.action, logs.position, logs.reward, strict=True)
+        if a == picks[int(k)]
+    )
     assert estimate(table_policy_data(logs, point, reward_model="none"), "ipw") == pytest.approx(loop / 1000)
     dr = estimate(table_policy_data(logs, point, reward_model="logistic"), "dr")
     assert np.isfinite(dr)
@@ -65,7 +69,9 @@ def test_cli_ope_and_replay_on_obd(tmp_path: Path) -> None:
     payload = json.loads(out.read_text())
     overall = {e["estimator"]: e for e in payload["estimates"] if e["position"] is None}
     assert set(overall) == {"ipw", "snipw", "dm", "dr", "sndr"}
-    assert overall["ipw"]["value"] == pytest.approx(0.005) and payload["logged_mean_reward"] == pytest.approx(0.005)
+    assert overall["ipw"]["value"] == pytest.approx(0.005) and payload["logged_mean_reward"] == pytest.approx(
+        0.005
+    )
     out2 = tmp_path / "replay.json"
     result = runner.invoke(app, ["replay", "--format", "obd", "--logs", str(SAMPLE), "--policy-table", str(table),
                                  "--json", str(out2)])  # fmt: skip

@@ -134,7 +134,9 @@ def test_cluster_bootstrap_is_wider_for_correlated_rows() -> None:
     plain = OPEData.from_arrays(reward=reward, position=np.zeros(2000, int), pscore=np.ones(2000),
                                 pi_e=np.ones(2000))  # fmt: skip
     width = [
-        (lambda e: e.ci_high - e.ci_low)(evaluate(d, ["ipw"], n_bootstrap=200, per_position=False).estimates[0])
+        (lambda e: e.ci_high - e.ci_low)(
+            evaluate(d, ["ipw"], n_bootstrap=200, per_position=False).estimates[0]
+        )
         for d in (data, plain)
     ]
     assert width[0] > 2 * width[1]
@@ -153,7 +155,12 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize(("override", "message"), BAD_INPUTS)
 def test_bad_inputs_name_the_problem(override: dict[str, list[float]], message: str) -> None:
-    args: dict[str, object] = {"reward": [1.0, 0.0], "position": [0, 1], "pscore": [0.5, 0.5], "pi_e": [0.5, 0.5]}
+    args: dict[str, object] = {
+        "reward": [1.0, 0.0],
+        "position": [0, 1],
+        "pscore": [0.5, 0.5],
+        "pi_e": [0.5, 0.5],
+    }
     args.update(override)
     with pytest.raises(OPEInputError) as info:
         OPEData.from_arrays(**args)  # type: ignore[arg-type]
@@ -163,7 +170,9 @@ def test_bad_inputs_name_the_problem(override: dict[str, list[float]], message: 
 def test_policy_probabilities_must_sum_to_one() -> None:
     logs = random_logs(1, n=10)
     logs["action_dist"][3, :, 1] *= 0.9
-    with pytest.raises(OPEInputError, match=r"action_dist: probabilities must sum to 1 over actions; round 3 position 1"):
+    with pytest.raises(
+        OPEInputError, match=r"action_dist: probabilities must sum to 1 over actions; round 3 position 1"
+    ):
         OPEData.from_dense(**logs)
 
 

@@ -29,7 +29,12 @@ def test_fast_path_learns_exactly_what_the_careful_path_learns(records: list[Log
     a, b = careful.run(records), fast.run(records)
     assert a.corrections > 0, "the input must exercise late clicks"
     assert a.deadletters["bad_json"] == 1 and a.deadletters["invalid_field"] >= 1
-    assert (a.events, a.examples, a.corrections, a.deadletters) == (b.events, b.examples, b.corrections, b.deadletters)
+    assert (a.events, a.examples, a.corrections, a.deadletters) == (
+        b.events,
+        b.examples,
+        b.corrections,
+        b.deadletters,
+    )
     assert careful.models().keys() == fast.models().keys()
     for key, model in careful.models().items():
         assert model.to_bytes() == fast.models()[key].to_bytes(), key
@@ -59,7 +64,9 @@ def test_examples_mode_equals_the_learner_runtime_fed_online(records: list[LogRe
         partitions[p].append(value)
         if rng.random() < 0.03:  # the join re-emitting after a crash: same (example_id, revision)
             partitions[p].append(value)
-    topic = [LogRecord("examples", p, o, 0, None, v) for p, vs in partitions.items() for o, v in enumerate(vs)]
+    topic = [
+        LogRecord("examples", p, o, 0, None, v) for p, vs in partitions.items() for o, v in enumerate(vs)
+    ]
     online = LearnerRuntime(SETTINGS, None)
     for p, vs in partitions.items():
         for start in range(0, len(vs), 37):

@@ -85,7 +85,9 @@ def test_learner_policy_learns_only_accepted_rows() -> None:
 
 def test_non_uniform_logs_are_refused() -> None:
     X, action, reward = uniform_logs(0, 10)
-    with pytest.raises(OPEInputError, match=r"pscore: the replay evaluator needs uniformly random logs \(1/5\)"):
+    with pytest.raises(
+        OPEInputError, match=r"pscore: the replay evaluator needs uniformly random logs \(1/5\)"
+    ):
         replay_evaluate(X, action, reward, FixedPolicy(0), pscore=np.full(10, 0.5))
     with pytest.raises(OPEInputError, match="actions: must be < n_actions = 5"):
         replay_evaluate(X, np.full(10, 7), reward, FixedPolicy(0))
