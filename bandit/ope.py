@@ -37,7 +37,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
@@ -69,6 +69,7 @@ EstimatorName = Literal["ipw", "snipw", "dm", "dr", "sndr"]
 ESTIMATORS: Final[tuple[EstimatorName, ...]] = get_args(EstimatorName)
 _NEEDS_MODEL: Final = frozenset({"dm", "dr", "sndr"})
 _CHUNK = 64  # bootstrap replicates per vectorised chunk
+_CHUNK_CELLS = 4_000_000  # at most this many multiplicities (32 MB) per chunk
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ def _diagnostics(data: OPEData, position: int | None, clip: float | None) -> Dia
     )  # fmt: skip
 
 
-def _multiplicities(data: OPEData, n_bootstrap: int, rng: np.random.Generator) -> list[FloatArray]:
+def _multiplicities(data: OPEData, n_bootstrap: int, rng: np.random.Generator) -> Iterator[FloatArray]:
     """Bootstrap multiplicities per row, in chunks of replicates (cluster bootstrap when grouped)."""
     n = len(data)
     if data.group is None:
@@ -299,14 +300,12 @@ def _multiplicities(data: OPEData, n_bootstrap: int, rng: np.random.Generator) -
     else:
         _, codes = np.unique(data.group, return_inverse=True)
         n_groups = int(codes.max()) + 1
-    chunks: list[FloatArray] = []
-    for start in range(0, n_bootstrap, _CHUNK):
-        b = min(_CHUNK, n_bootstrap - start)
+    step = max(1, min(_CHUNK, _CHUNK_CELLS // max(n, 1)))  # bound memory: step × n floats per chunk
+    for start in range(0, n_bootstrap, step):
+        b = min(step, n_bootstrap - start)
         draws = rng.integers(0, n_groups, size=(b, n_groups))
-        counts = np.zeros((b, n_groups))
-        np.add.at(counts, (np.repeat(np.arange(b), n_groups), draws.ravel()), 1.0)
-        chunks.append(counts[:, codes])
-    return chunks
+        counts = np.stack([np.bincount(row, minlength=n_groups) for row in draws]).astype(np.float64)
+        yield counts[:, codes]
 
 
 def evaluate(
@@ -353,15 +352,19 @@ def evaluate(
     for position, part in parts:
         w = part.weights(clip)
         diagnostics.append(_diagnostics(part, position, clip))
-        chunks = _multiplicities(part, n_bootstrap, rng) if n_bootstrap else []
+        reps: dict[str, list[FloatArray]] = {name: [] for name in names}
         with np.errstate(invalid="ignore", divide="ignore"):
+            for m in _multiplicities(part, n_bootstrap, rng) if n_bootstrap else ():
+                for name in names:
+                    reps[name].append(_weighted(part, name, w, m))
             for name in names:
                 point = float(_weighted(part, name, w, np.ones((1, len(part))))[0])
-                if chunks:
-                    reps = np.concatenate([_weighted(part, name, w, m) for m in chunks])
-                    reps = reps[np.isfinite(reps)]
-                    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2]) if reps.size else (np.nan, np.nan)
-                else:
-                    lo = hi = point
+                lo = hi = point
+                if n_bootstrap:
+                    values = np.concatenate(reps[name])
+                    values = values[np.isfinite(values)]
+                    lo, hi = (
+                        np.quantile(values, [alpha / 2, 1 - alpha / 2]) if values.size else (np.nan, np.nan)
+                    )
                 estimates.append(Estimate(name, position, point, float(lo), float(hi), len(part)))
     return OPEReport(tuple(estimates), tuple(diagnostics), clip, alpha, n_bootstrap)

@@ -8,7 +8,9 @@ Policy tables (context-free, ``π_e(a | k) = table[a, k]``, see
 :mod:`bandit.ope_tables`) work on any logs. The logistic reward model for a
 table is additive in context, action and position (features: the context,
 one-hot action, one-hot position), so ``q̂_π`` sums over every action without
-materialising an (n, actions, positions) array.
+materialising an (n, actions, positions) array. Its Newton steps cost
+O(actions³): with thousands of actions (our trip ids) give a reward table or
+``none`` instead.
 
 Scoring models (one of our learners) work on logs with φ rows (ours): the
 impressions log the shown slate, not the candidate set it was drawn from, so

@@ -140,7 +140,8 @@ def ope(
                 raise fail("--policy takes --reward-model logistic or none")
             scores = _model_scores(policy, data, redis_url, namespace)
             opedata = model_policy_data(data, scores, epsilon=epsilon, reward_model=rm, seed=seed)
-        report = evaluate(opedata, names, clip=clip, n_bootstrap=n_bootstrap, seed=seed)
+        with console.status(f"estimating with {n_bootstrap} bootstrap samples…"):
+            report = evaluate(opedata, names, clip=clip, n_bootstrap=n_bootstrap, seed=seed)
     except (OPEInputError, ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     table = Table(title=f"Off-policy estimates ({fmt}, {len(opedata):,} rows, clip={clip})")

@@ -10,9 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from bandit import learner_from_bytes
+from bandit.ope import estimate
+from bandit.ope_inputs import table_policy_data
 from smarttrip.cli.main import app
 from stream.codec import encode
-from stream.examples_source import load_examples
+from stream.examples_source import load_examples, logs_from_examples
 from stream.export import LogRecord, write_export
 from stream.replay import Replayer
 from tests.analysis.replay_data import SETTINGS, session_records
@@ -98,3 +100,18 @@ def test_cli_input_errors() -> None:
     assert result.exit_code == 2 and "give exactly one of --logs FILE or --bootstrap SERVERS" in result.output
     result = CliRunner().invoke(app, ["ope", "--logs", "x.jsonl"])
     assert result.exit_code == 2 and "give exactly one of --policy or --policy-table" in result.output
+
+
+def test_policy_table_on_our_logs(export: tuple[Path, list[LogRecord]], tmp_path: Path) -> None:
+    """A table over our trip ids (rows in sorted trip-id order): a point mass on one trip per position."""
+    _, records = export
+    examples, _ = load_examples(records, SETTINGS)
+    logs = logs_from_examples(examples)
+    table = np.zeros((logs.n_actions, logs.len_list))
+    picks = [int(a) for a in logs.action[: logs.len_list]]
+    for k, a in enumerate(picks):
+        table[a, k] = 1.0
+    data = table_policy_data(logs, table, reward_model="none")
+    loop = np.mean([e.clicked / e.propensity if logs.action_names.index(e.trip_id) == picks[e.position] else 0.0
+                    for e in examples])  # fmt: skip
+    assert estimate(data, "ipw") == pytest.approx(loop, abs=1e-12)
