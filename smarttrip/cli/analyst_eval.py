@@ -3,7 +3,7 @@
 ``ope`` estimates, from logs of the policies that ran, how a policy would have
 done: a CSV policy table (any logs) or one of our models (``--policy FILE``
 written by ``smarttrip replay --save-models``, or ``store:POLICY`` for each
-segment's live model in Redis), per position with bootstrap intervals and
+segment's live model in Redis, ``store:POLICY@VERSION`` for a past version), per position with bootstrap intervals and
 weight diagnostics. ``ab report`` compares the variants that served traffic.
 """
 
@@ -31,6 +31,7 @@ from smarttrip.cli.analyst import (
     write_json,
 )
 from stream.events import Example
+from stream.model_store import ModelStoreError
 from stream.settings import StreamSettings
 
 ab_app = typer.Typer(help="A/B test reports.", no_args_is_help=True)
@@ -61,14 +62,19 @@ def _model_scores(spec: str, data: BanditLogs, redis_url: str, namespace: str) -
         return learner.score_many(data.phi)
     from stream.model_store import ModelStore
 
+    name, _, version = spec.removeprefix("store:").partition("@")
+    if version and not version.isdigit():
+        raise fail(f"--policy: version must be an integer in store:POLICY@VERSION, got {version!r}")
     store = ModelStore.from_url(redis_url, namespace=namespace)
     scores = np.zeros(len(data.reward))
     segments = np.array(data.segment)
-    for segment in sorted(set(data.segment)):
-        mask = segments == segment
-        learner = learner_from_bytes(store.get(spec.removeprefix("store:"), segment).model_bytes)
-        scores[mask] = learner.score_many(data.phi[mask])
-    store.close()
+    try:
+        for segment in sorted(set(data.segment)):
+            mask = segments == segment
+            record = store.get(name, segment, int(version) if version else None)
+            scores[mask] = learner_from_bytes(record.model_bytes).score_many(data.phi[mask])
+    finally:
+        store.close()
     return scores
 
 
@@ -84,7 +90,7 @@ def ope(
         Path | None, typer.Option(help="OBD item_context.csv (number of actions).")
     ] = None,
     policy: Annotated[
-        str | None, typer.Option("--policy", help="Model file, or store:POLICY (ours).")
+        str | None, typer.Option("--policy", help="Model file, or store:POLICY[@VERSION] per segment (ours).")
     ] = None,
     policy_table: Annotated[
         Path | None, typer.Option("--policy-table", help="CSV: one row per action, one column per position.")
@@ -142,7 +148,7 @@ def ope(
             opedata = model_policy_data(data, scores, epsilon=epsilon, reward_model=rm, seed=seed)
         with console.status(f"estimating with {n_bootstrap} bootstrap samples…"):
             report = evaluate(opedata, names, clip=clip, n_bootstrap=n_bootstrap, seed=seed)
-    except (OPEInputError, ValueError, OSError) as exc:
+    except (OPEInputError, ValueError, OSError, ModelStoreError) as exc:
         raise fail(str(exc)) from None
     table = Table(title=f"Off-policy estimates ({fmt}, {len(opedata):,} rows, clip={clip})")
     for col in ("estimator", "position", "estimate", "95% CI", "n"):

@@ -89,4 +89,10 @@ def test_export_and_replay_reproduce_the_learner_worker(services: EmbeddedServic
     estimates = json.loads(ope_out.read_text())["estimates"]
     assert {e["estimator"] for e in estimates} == {"ipw", "snipw"}
     assert all(e["n"] > 0 for e in estimates) and estimates[0]["n"] == N
+    base = ["ope", "--logs", str(out), "--redis-url", services.redis_url, "--namespace", namespace,
+            "--estimators", "ipw", "--bootstrap-samples", "0"]  # fmt: skip
+    env_topic = {"SMARTTRIP_TOPIC_EXAMPLES": topic}
+    assert CliRunner().invoke(app, [*base, "--policy", "store:linucb@1"], env=env_topic).exit_code == 0
+    missing = CliRunner().invoke(app, [*base, "--policy", "store:nope"], env=env_topic)
+    assert missing.exit_code == 2 and "nope" in missing.output
     store.close()
