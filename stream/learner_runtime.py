@@ -212,6 +212,14 @@ class LearnerRuntime:
             self._learn_segment(segment, items)
         return out
 
+    def learn_decoded(self, items: Sequence[tuple[ExampleRecord, Example]]) -> None:
+        """Learn examples already decoded and checked (replay tools), exactly as :meth:`process` does."""
+        by_segment: dict[str, list[tuple[ExampleRecord, Example]]] = {}
+        for rec, ex in items:
+            by_segment.setdefault(ex.segment, []).append((rec, ex))
+        for segment, seg_items in by_segment.items():
+            self._learn_segment(segment, seg_items)
+
     def _learn_segment(self, segment: str, items: list[tuple[ExampleRecord, Example]]) -> None:
         recent = self._recent.setdefault(segment, OrderedDict())
         fresh: list[tuple[ExampleRecord, Example]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smarttrip.cli import bench, catalog, demo, models, rank, serve, services, worker
+from smarttrip.cli import analyst, analyst_eval, bench, catalog, demo, models, rank, serve, services, worker
 
 app = typer.Typer(
     name="smarttrip",
@@ -20,6 +20,10 @@ app.command("rank")(rank.rank)
 app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
 app.command("serve")(serve.serve)
+app.command("ope")(analyst_eval.ope)
+app.command("replay")(analyst.replay)
+app.command("export")(analyst.export)
+app.add_typer(analyst_eval.ab_app, name="ab")
 
 if __name__ == "__main__":  # pragma: no cover
     app()
