@@ -87,10 +87,11 @@ class LearnerMetrics:
             self.rule_weight.labels(feature).set(value)
         self.redis_up = Gauge(
             "smarttrip_learner_redis_up",
-            "1 when the last model publish reached Redis (whatever its result), 0 when Redis was "
-            "unreachable; absent before the first publish.",
+            "1 when the learner's last contact with Redis (partition assignment or model publish) "
+            "succeeded, 0 when Redis was unreachable; NaN before the first contact.",
             registry=r,
         )
+        self.redis_up.set(float("nan"))
         self.consumer_lag = Gauge(
             "smarttrip_learner_consumer_lag_records",
             "Records in this worker's assigned partitions not yet read (high watermark - position), by topic.",

@@ -53,8 +53,10 @@ def create_learner_app(
         try:
             known = [m.segment for m in store.models()]
         except StoreUnavailable:
+            metrics.redis_up.set(0)
             log.error("model store unreachable at assignment: resuming from committed offsets")
             return
+        metrics.redis_up.set(1)
         for tp in assigned:
             if tp.topic != settings.topic_examples:
                 continue
