@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smarttrip.cli import bench, catalog, demo, models, rank, serve, services, worker
+from smarttrip.cli import bench, catalog, demo, models, rank, serve, services, simulate, worker
 
 app = typer.Typer(
     name="smarttrip",
@@ -20,6 +20,7 @@ app.command("rank")(rank.rank)
 app.command("demo")(demo.demo)
 app.command("worker")(worker.worker)
 app.command("serve")(serve.serve)
+app.command("simulate")(simulate.simulate)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -49,7 +49,7 @@ def test_compose_prometheus_config_is_valid(tmp_path: Path) -> None:
     token.write_text("x" * 32)
     for job in config["scrape_configs"]:
         if "authorization" in job:
-            assert job["authorization"]["credentials_file"] == "/etc/prometheus/scoring-token"
+            assert job["authorization"]["credentials_file"] == "/prometheus/scoring-token"
             job["authorization"]["credentials_file"] = str(token)
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     assert "SUCCESS" in _run("check", "config", str(tmp_path / "prometheus.yml"))
