@@ -1,7 +1,8 @@
 """Metrics of the learner worker, on an explicit registry (see :mod:`monitoring.stream_metrics`).
 
 Labels are bounded: policy (a handful), segment (a handful), feature (the
-20 columns of φ), reason (guardrail codes).
+20 columns of φ), reason (guardrail codes), topic (the examples topic). The
+catalogue of every metric is ``monitoring/METRICS.md``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from scoring.weights import SCORING_WEIGHTS
 
 __all__ = ["LearnerMetrics"]
 
@@ -72,5 +75,26 @@ class LearnerMetrics:
             "smarttrip_learner_rolling_loss",
             "Progressive (predict-then-learn) loss over the last window of examples.",
             ["policy", "segment"],
+            registry=r,
+        )
+        self.rule_weight = Gauge(
+            "smarttrip_learner_rule_weight",
+            "The site's fixed rule weight per φ feature (constant; drawn next to the learned weights).",
+            ["feature"],
+            registry=r,
+        )
+        for feature, value in SCORING_WEIGHTS.items():
+            self.rule_weight.labels(feature).set(value)
+        self.redis_up = Gauge(
+            "smarttrip_learner_redis_up",
+            "1 when the learner's last contact with Redis (partition assignment or model publish) "
+            "succeeded, 0 when Redis was unreachable; NaN before the first contact.",
+            registry=r,
+        )
+        self.redis_up.set(float("nan"))
+        self.consumer_lag = Gauge(
+            "smarttrip_learner_consumer_lag_records",
+            "Records in this worker's assigned partitions not yet read (high watermark - position), by topic.",
+            ["topic"],
             registry=r,
         )

@@ -2,14 +2,19 @@
 
 One bundle per process, created with its own ``CollectorRegistry`` (as
 faust's ``sensors/prometheus.py`` does) so tests can build several without
-global clashes. Labels are bounded: topic, outcome, reason, position bucket.
+global clashes. Labels are bounded: topic, outcome, reason, position bucket,
+policy and segment (mapped onto closed sets by :mod:`monitoring.labels`).
+The catalogue of every metric is ``monitoring/METRICS.md``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from monitoring.labels import policy_label, segment_label
 
 __all__ = ["StreamMetrics", "position_label"]
 
@@ -77,3 +82,49 @@ class StreamMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=r,
         )
+        self.shown = Counter(
+            "smarttrip_stream_shown_total",
+            "Slate items whose window closed (first emission of an example), by policy that scored "
+            "the slate and segment: the denominator of CTR.",
+            ["policy", "segment"],
+            registry=r,
+        )
+        self.clicks = Counter(
+            "smarttrip_stream_clicks_total",
+            "Clicked slate items at window close, by policy and segment: the numerator of CTR.",
+            ["policy", "segment"],
+            registry=r,
+        )
+        self.shown_by_position = Counter(
+            "smarttrip_stream_shown_by_position_total",
+            "Slate items whose window closed, by policy and 0-based position shown.",
+            ["policy", "position"],
+            registry=r,
+        )
+        self.clicks_by_position = Counter(
+            "smarttrip_stream_clicks_by_position_total",
+            "Clicked slate items at window close, by policy and 0-based position shown.",
+            ["policy", "position"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "smarttrip_stream_consumer_lag_records",
+            "Records in this worker's assigned partitions not yet read (high watermark - position), by topic.",
+            ["topic"],
+            registry=r,
+        )
+        self._slate: dict[tuple[str, str, int, bool], tuple[Any, ...]] = {}
+
+    def slate_item(self, policy: str, segment: str, position: int, clicked: bool) -> None:
+        """One example at its first emission: CTR counters by (policy, segment) and (policy, position)."""
+        key = (policy, segment, position, clicked)
+        children = self._slate.get(key)
+        if children is None:
+            p, s, pos = policy_label(policy), segment_label(segment), position_label(position)
+            children = (self.shown.labels(p, s), self.shown_by_position.labels(p, pos))
+            if clicked:
+                children += (self.clicks.labels(p, s), self.clicks_by_position.labels(p, pos))
+            if len(self._slate) < 10_000:  # the cache is bounded like the labels
+                self._slate[key] = children
+        for child in children:
+            child.inc()

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import faust
 from aiokafka.partitioner import murmur2
 
+from monitoring.consumer_lag import consumer_lag
 from monitoring.stream_metrics import StreamMetrics
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.settings import StreamSettings
@@ -141,6 +142,12 @@ def create_app(
     async def close_idle_windows() -> None:
         if not (app.rebalancing or app.in_recovery):
             await send(runtime.tick())
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def report_lag() -> None:
+        lags = consumer_lag(app, (settings.topic_impressions, settings.topic_interactions))
+        for topic, lag in lags.items():
+            metrics.consumer_lag.labels(topic).set(lag)
 
     return StreamApp(app, settings, metrics, runtime)
 

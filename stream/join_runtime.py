@@ -264,6 +264,7 @@ class JoinRuntime:
                     corrections += 1
                     continue
                 new += 1
+                m.slate_item(ex.policy, ex.segment, ex.position, ex.clicked)
                 if ex.request_id != last_request:  # one lag sample per closed slate
                     last_request = ex.request_id
                     m.window_close_lag.observe(max(0.0, now - (ex.ts + self.config.window_s)))

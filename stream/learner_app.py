@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 
+from monitoring.consumer_lag import consumer_lag
 from monitoring.learner_metrics import LearnerMetrics
 from stream.faust_app import new_faust_app, partition_of, quiet_client_logs, send_outputs
 from stream.guardrails import Guardrails
@@ -52,8 +53,10 @@ def create_learner_app(
         try:
             known = [m.segment for m in store.models()]
         except StoreUnavailable:
+            metrics.redis_up.set(0)
             log.error("model store unreachable at assignment: resuming from committed offsets")
             return
+        metrics.redis_up.set(1)
         for tp in assigned:
             if tp.topic != settings.topic_examples:
                 continue
@@ -77,5 +80,10 @@ def create_learner_app(
     @app.timer(interval=max(0.05, settings.publish_interval_s / 2))  # type: ignore[untyped-decorator]
     async def publish_idle() -> None:
         runtime.maybe_publish()
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def report_lag() -> None:
+        for topic, lag in consumer_lag(app, (settings.topic_examples,)).items():
+            metrics.consumer_lag.labels(topic).set(lag)
 
     return app, runtime

@@ -322,6 +322,7 @@ class LearnerRuntime:
             return False
         except VersionConflict:
             m.publishes.labels(policy, "conflict").inc()
+            m.redis_up.set(1)
             log.warning("version conflict on %s/%s: reloading the stored model", policy, segment)
             reloaded = self._load(policy, segment)
             # Keep our read position: what the stored model lacks before it is dropped.
@@ -331,6 +332,7 @@ class LearnerRuntime:
             return False
         except StoreUnavailable:
             m.publishes.labels(policy, "unavailable").inc()
+            m.redis_up.set(0)
             return False
         slot.version = version
         slot.dirty = False
@@ -339,6 +341,7 @@ class LearnerRuntime:
             m.impression_to_model.observe(max(0.0, now - ts))
         slot.clicked_ts.clear()
         m.publishes.labels(policy, "ok").inc()
+        m.redis_up.set(1)
         m.model_version.labels(policy, segment).set(version)
         m.model_published_at.labels(policy, segment).set(self._clock())
         weights = getattr(slot.learner, "weights", None)

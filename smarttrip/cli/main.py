@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from smarttrip.cli import analyst, analyst_eval, bench, catalog, demo, models, rank, serve, services, worker
+from smarttrip.cli import analyst, analyst_eval, bench, catalog, demo, models, rank, serve, services, simulate, worker
 
 app = typer.Typer(
     name="smarttrip",
@@ -24,6 +24,7 @@ app.command("ope")(analyst_eval.ope)
 app.command("replay")(analyst.replay)
 app.command("export")(analyst.export)
 app.add_typer(analyst_eval.ab_app, name="ab")
+app.command("simulate")(simulate.simulate)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
