@@ -70,14 +70,23 @@ def test_bad_updates_are_dead_lettered_counted_and_change_nothing(store: Catalog
     reasons = [letter.reason for letter in letters if letter is not None]
     assert reasons == ["unknown_trip", "invalid_field", "invalid_field", "invalid_field", "bad_json"]
     first = letters[0]
-    assert first is not None and "unknown trip 'NO-SUCH-TRIP'" in first.detail and first.stage == "catalog_update"
+    assert (
+        first is not None
+        and "unknown trip 'NO-SUCH-TRIP'" in first.detail
+        and first.stage == "catalog_update"
+    )
     assert decode_dead_letter(encode(first)) == first  # a valid record of the deadletter topic
     assert first.excerpt() == bad[0].value
     assert sample(metrics, "smarttrip_catalog_rejected_updates_total", reason="invalid_field") == 3
     assert sample(metrics, "smarttrip_catalog_rejected_updates_total", reason="unknown_trip") == 1
     assert sample(metrics, "smarttrip_catalog_updates_total", outcome="rejected") == 5
     meta, _ = updater.publish()  # the offsets advance (never re-read), the trips do not change
-    assert meta is not None and meta.offsets == {0: 5} and meta.updates_rejected == 5 and meta.updates_applied == 0
+    assert (
+        meta is not None
+        and meta.offsets == {0: 5}
+        and meta.updates_rejected == 5
+        and meta.updates_applied == 0
+    )
     assert store.get().trips == before
 
 

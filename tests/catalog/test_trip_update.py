@@ -27,7 +27,11 @@ def rec(**fields: object) -> bytes:
 BAD = [
     (b"{not json", "payload: not JSON", "bad_json"),
     (b"[1, 2]", "payload: must be a JSON object, got list", "bad_json"),
-    (json.dumps({"v": 2, "op": "upsert"}).encode(), "v: unsupported version 2; expected 1", "unknown_version"),
+    (
+        json.dumps({"v": 2, "op": "upsert"}).encode(),
+        "v: unsupported version 2; expected 1",
+        "unknown_version",
+    ),
     (rec(op="merge", set={"price": 1}), "op: must be 'upsert' or 'delete', got 'merge'", "invalid_field"),
     (rec(set={"price": -5}), "set.price: must be >= 0, got -5", "invalid_field"),
     (rec(set={"price": "cheap"}), "set.price: must be a number, got str", "invalid_field"),
@@ -42,7 +46,11 @@ BAD = [
     (rec(set={"popularity": 1.5}), "set.popularity: must be <= 1, got 1.5", "invalid_field"),
     (rec(trip_id="OTHER", set={"price": 1}), "trip_id: must equal the record key", "key_mismatch"),
     (rec(trip={**TRIP.to_dict(), "price": -1}), "trip.price: must be >= 0, got -1", "invalid_field"),
-    (rec(ts=1.7e12, set={"price": 1}), "ts: must be seconds since the epoch (before 2100), got 1.7e+12", "invalid_field"),
+    (
+        rec(ts=1.7e12, set={"price": 1}),
+        "ts: must be seconds since the epoch (before 2100), got 1.7e+12",
+        "invalid_field",
+    ),
     (b"x" * 70_000, "payload: must be at most 65536 bytes", "too_large"),
 ]
 
@@ -63,10 +71,16 @@ def test_tombstone_is_a_delete_and_needs_a_key() -> None:
 
 def test_patch_applies_only_the_named_fields() -> None:
     trips = {TRIP.trip_id: TripState(TRIP)}
-    update = decode_trip_update(None, rec(set={"status": "last_places", "price": 999, "departure_date": "2026-09-01"}))
+    update = decode_trip_update(
+        None, rec(set={"status": "last_places", "price": 999, "departure_date": "2026-09-01"})
+    )
     assert apply_update(trips, update) == "updated"
     new = trips[TRIP.trip_id]
-    assert (new.trip.status, new.trip.price, new.trip.departure_date) == ("last_places", 999.0, dt.date(2026, 9, 1))
+    assert (new.trip.status, new.trip.price, new.trip.departure_date) == (
+        "last_places",
+        999.0,
+        dt.date(2026, 9, 1),
+    )
     assert new.trip.title == TRIP.title and new.trip.themes == TRIP.themes and new.available
     assert apply_update(trips, update) == "unchanged"
 
