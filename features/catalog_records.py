@@ -1,9 +1,13 @@
 """How one catalog version is held in Redis: records, static feature columns, metadata.
 
 - **records**: JSON Lines of the trip rows (:meth:`features.catalog.Trip.to_dict`
-  plus ``available``), zlib-compressed; read back through the loader's own
-  row validation (:func:`features.loader.parse_trip`), so a stored catalog is
-  never trusted more than a file.
+  plus ``available``), zlib-compressed; the CLI and the update agent read
+  them back through the loader's own row validation
+  (:func:`features.loader.parse_trip`). The scoring worker, which must build a
+  version fast and aside, checks the blob's SHA-256 against the metadata
+  instead and converts rows without re-validating them (``validate=False``):
+  every row was validated by the writer, and a blob that does not match its
+  digest is refused.
 - **columns**: the static, request-independent feature columns of every
   stored trip (price, status, departure day, duration, difficulty, theme mask,
   popularity, continent, availability…) as a ``.npz`` without pickle: what an
@@ -17,26 +21,34 @@ in stored order; departed trips are filtered per request (:mod:`scoring.filters`
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import io
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
-from features.catalog import STATUSES, Catalog
+from features.catalog import STATUSES, Catalog, Trip
 from features.loader import parse_trip
 from features.trip_update import TripState
 
 __all__ = [
     "CatalogMeta",
+    "CorruptCatalog",
+    "EncodedTrips",
+    "check_digest",
     "columns_from_bytes",
     "decode_records",
     "encode_columns",
     "encode_records",
+    "encode_trips",
     "serving_catalog",
     "static_columns",
 ]
@@ -93,27 +105,49 @@ def status_counts(states: Iterable[TripState]) -> dict[str, int]:
 
 
 def encode_records(states: Iterable[TripState]) -> bytes:
-    lines = (json.dumps({**s.trip.to_dict(), "available": s.available}, ensure_ascii=False) for s in states)
-    return zlib.compress("\n".join(lines).encode("utf-8"), 6)
+    # One JSON document per line: decoding is then many short calls, so a reader in a worker
+    # thread lets the event loop run between them (one ~10 ms parse would hold the GIL).
+    lines = [orjson.dumps({**s.trip.to_dict(), "available": s.available}) for s in states]
+    return zlib.compress(b"\n".join(lines), 6)
 
 
-def decode_records(blob: bytes) -> list[TripState]:
-    """The stored rows, each validated as a catalog file row would be."""
+def decode_records(blob: bytes, *, validate: bool = True) -> list[TripState]:
+    """The stored rows; with ``validate`` each is checked as a catalog file row would be.
+
+    ``validate=False`` (the scoring worker, after checking the blob's digest)
+    only converts types; a malformed row still raises :class:`CorruptCatalog`.
+    """
     try:
-        text = zlib.decompress(blob).decode("utf-8")
-    except (zlib.error, UnicodeDecodeError) as exc:
+        raw = zlib.decompress(blob)
+    except zlib.error as exc:
         raise CorruptCatalog(f"records: {exc}") from None
     out: list[TripState] = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(raw.split(b"\n") if raw else [], start=1):
         try:
-            row = json.loads(line)
+            row = orjson.loads(line)
             available = row.pop("available", True)
             if not isinstance(available, bool):
                 raise ValueError(f"available: must be a bool, got {type(available).__name__}")
-            out.append(TripState(parse_trip(row), available))
-        except (ValueError, AttributeError) as exc:
+            out.append(TripState(parse_trip(row) if validate else _trusted_trip(row), available))
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
             raise CorruptCatalog(f"records row {n}: {getattr(exc, 'field', '')} {exc}".strip()) from None
     return out
+
+
+def _trusted_trip(row: dict[str, Any]) -> Trip:
+    """A row written by :func:`encode_records` from a validated trip: convert, do not re-check."""
+    return Trip(
+        trip_id=row["trip_id"], title=row["title"], country=row["country"], continent=row["continent"],
+        themes=tuple(row["themes"]), difficulty=row["difficulty"], duration_days=row["duration_days"],
+        price=row["price"], status=row["status"], departure_date=dt.date.fromisoformat(row["departure_date"]),
+        trip_type=row["trip_type"], popularity=row["popularity"],
+    )  # fmt: skip
+
+
+def check_digest(blob: bytes, meta: CatalogMeta) -> None:
+    """Raise :class:`CorruptCatalog` unless ``blob`` is the records blob ``meta`` describes."""
+    if hashlib.sha256(blob).hexdigest() != meta.records_sha256:
+        raise CorruptCatalog(f"records: SHA-256 does not match the metadata of version {meta.version}")
 
 
 def static_columns(states: list[TripState]) -> dict[str, npt.NDArray[np.generic]]:
@@ -148,6 +182,26 @@ def columns_from_bytes(blob: bytes) -> dict[str, npt.NDArray[np.generic]]:
             return {k: npz[k] for k in npz.files}
     except (ValueError, OSError, zlib.error) as exc:
         raise CorruptCatalog(f"columns: {exc}") from None
+
+
+@dataclass(frozen=True)
+class EncodedTrips:
+    """A catalog's trips ready to store: records and columns blobs, digest and counts (see :func:`encode_trips`)."""
+
+    records: bytes
+    columns: bytes
+    records_sha256: str
+    trips: int
+    by_status: dict[str, int]
+
+
+def encode_trips(states: Sequence[TripState]) -> EncodedTrips:
+    """Encode once (e.g. outside a retry loop); raises :class:`~features.catalog.CatalogError` if no catalog builds."""
+    records = encode_records(states)
+    columns = encode_columns(static_columns(list(states)))  # also checks the catalog builds (ids, themes)
+    return EncodedTrips(
+        records, columns, hashlib.sha256(records).hexdigest(), len(states), status_counts(states)
+    )
 
 
 def serving_catalog(states: Iterable[TripState], version: str) -> Catalog:

@@ -27,7 +27,6 @@ Keys: ``<namespace>:{catalog}:current`` (int), ``:history`` (sorted set),
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,12 +40,11 @@ from features import _catalog_store_lua as lua
 from features.catalog_records import (
     CatalogMeta,
     CorruptCatalog,
+    EncodedTrips,
+    check_digest,
     columns_from_bytes,
     decode_records,
-    encode_columns,
-    encode_records,
-    static_columns,
-    status_counts,
+    encode_trips,
 )
 from features.loader import load_catalog
 from features.trip_update import TripState
@@ -151,8 +149,12 @@ class CatalogVersion:
         return columns_from_bytes(self.columns_blob)
 
 
-def parse_read(reply: Sequence[Any], parts: str = "all") -> CatalogVersion:
-    """A READ script reply as a :class:`CatalogVersion` (decodes and validates every record)."""
+def parse_read(reply: Sequence[Any], parts: str = "all", *, validate: bool = True) -> CatalogVersion:
+    """A READ script reply as a :class:`CatalogVersion`.
+
+    ``validate`` re-checks every row; without it the records blob must match
+    the digest in its metadata (see :func:`features.catalog_records.decode_records`).
+    """
     status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
     if status == "empty":
         raise EmptyStore("no catalog published yet")
@@ -161,7 +163,9 @@ def parse_read(reply: Sequence[Any], parts: str = "all") -> CatalogVersion:
     meta = CatalogMeta.from_json(reply[3])
     if parts == "meta":
         return CatalogVersion(meta, [], b"")
-    return CatalogVersion(meta, decode_records(reply[4]), bytes(reply[5]))
+    if not validate:
+        check_digest(reply[4], meta)
+    return CatalogVersion(meta, decode_records(reply[4], validate=validate), bytes(reply[5]))
 
 
 async def current_version_async(client: aredis.Redis, namespace: str) -> int:
@@ -251,7 +255,7 @@ class CatalogStore:
     # -- writes
     def publish(
         self,
-        trips: Sequence[TripState],
+        trips: Sequence[TripState] | EncodedTrips,
         *,
         expected_version: int,
         source: str,
@@ -265,25 +269,23 @@ class CatalogStore:
 
         ``offsets`` (partition → next offset of the ``trips`` topic) default to
         those of the version replaced, so a full publish keeps the agent's place.
+        ``trips`` may be given already encoded (:func:`~features.catalog_records.encode_trips`).
         """
-        trips = list(trips)
+        enc = trips if isinstance(trips, EncodedTrips) else encode_trips(trips)
         if offsets is None:
             offsets = self._offsets_of(expected_version)
-        records = encode_records(trips)
-        columns = encode_columns(static_columns(trips))  # also checks the catalog builds (ids, themes)
-        counts = status_counts(trips)
+        counts = enc.by_status
         meta = CatalogMeta(
             version=expected_version + 1, created_at=self.clock(), source=source[:200], parent=expected_version,
-            trips=len(trips), available=len(trips) - counts["unavailable"], by_status=counts,
+            trips=enc.trips, available=enc.trips - counts["unavailable"], by_status=counts,
             offsets=dict(offsets), topic=topic, updates_applied=updates_applied,
-            updates_rejected=updates_rejected, last_update_ts=last_update_ts,
-            records_sha256=hashlib.sha256(records).hexdigest(),
+            updates_rejected=updates_rejected, last_update_ts=last_update_ts, records_sha256=enc.records_sha256,
         )  # fmt: skip
         with _redis_errors("publish"):
             reply = self._publish(
                 keys=[self.keys.current, self.keys.history],
-                args=[self.keys.prefix, expected_version, self.history_len, records, columns, meta.to_json(),
-                      self.keys.channel],
+                args=[self.keys.prefix, expected_version, self.history_len, enc.records, enc.columns,
+                      meta.to_json(), self.keys.channel],
             )  # fmt: skip
         if reply[0] in (b"conflict", "conflict"):
             raise VersionConflict(expected_version, int(reply[1]))
@@ -301,10 +303,11 @@ class CatalogStore:
         return self._publish_over_current(old.trips, f"rollback:{version}", retries)
 
     def _publish_over_current(self, trips: list[TripState], source: str, retries: int) -> CatalogMeta:
+        encoded = encode_trips(trips)
         for attempt in range(retries):
             base = self.current_version()
             try:
-                return self.publish(trips, expected_version=base, source=source)
+                return self.publish(encoded, expected_version=base, source=source)
             except VersionConflict:
                 if attempt == retries - 1:
                     raise
