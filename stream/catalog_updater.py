@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from features.catalog import MAX_THEMES
 from features.catalog_records import CatalogMeta, status_counts
 from features.catalog_store import CatalogStore, VersionConflict
 from features.trip_update import TripState, TripUpdate, TripUpdateError, apply_update, decode_trip_update
@@ -68,6 +69,7 @@ class CatalogUpdater:
         self._pending: list[tuple[TripRecord, TripUpdate]] = []  # applied, not yet published
         self._rejected = 0
         self._dirty = False
+        self._themes_seen: set[str] = set()  # every theme used since load (a superset of those in use)
 
     # -- state
     def load(self) -> CatalogMeta:
@@ -75,6 +77,7 @@ class CatalogUpdater:
         current = self.store.get()
         self.base = current.meta
         self.trips = {s.trip.trip_id: s for s in current.trips}
+        self._themes_seen = {th for s in current.trips for th in s.trip.themes}
         merged = dict(current.meta.offsets)
         for p, o in self.offsets.items():  # a rebase keeps what this agent has already read
             merged[p] = max(o, merged.get(p, 0))
@@ -100,12 +103,34 @@ class CatalogUpdater:
         self._dirty = True
         try:
             update = decode_trip_update(record.key, record.value)
+            self._check_themes(update)
             outcome = apply_update(self.trips, update)
         except TripUpdateError as exc:
             return self._reject(record, exc)
         self.metrics.updates.labels(outcome).inc()
         self._pending.append((record, update))
         return None
+
+    def _check_themes(self, update: TripUpdate) -> None:
+        """A whole-trip update must not take the catalog past :data:`~features.catalog.MAX_THEMES` themes.
+
+        Otherwise no version could be built from the trips any more, and the
+        agent would stop at the same record after every restart.
+        """
+        if update.trip is None:
+            return
+        new = set(update.trip.trip.themes)
+        if len(self._themes_seen | new) <= MAX_THEMES:  # a superset of the themes in use: no scan needed
+            self._themes_seen |= new
+            return
+        themes = {th for tid, s in self.trips.items() if tid != update.trip_id for th in s.trip.themes} | new
+        replaced = self.trips.get(update.trip_id)
+        self._themes_seen = themes | (set(replaced.trip.themes) if replaced is not None else set())
+        if len(themes) > MAX_THEMES:
+            raise TripUpdateError(
+                "trip.themes",
+                f"the catalog would use {len(themes)} distinct themes; at most {MAX_THEMES} are supported",
+            )
 
     def _reject(self, record: TripRecord, exc: TripUpdateError) -> DeadLetter:
         self._rejected += 1
@@ -161,6 +186,7 @@ class CatalogUpdater:
         dead: list[DeadLetter] = []
         for record, update in pending:
             try:
+                self._check_themes(update)
                 apply_update(self.trips, update)
             except TripUpdateError as exc:
                 dead.append(self._reject(record, exc))

@@ -118,3 +118,21 @@ def test_a_conflicting_publish_rebases_pending_updates_on_the_operators_version(
     assert stored[T0].trip.price == 111.0 and T1 not in stored and len(stored) == 19
     assert meta.offsets == {0: 2}
     assert sample(metrics, "smarttrip_catalog_publishes_total", outcome="conflict") == 1
+
+
+def test_an_insert_past_the_theme_limit_is_rejected_not_fatal(store: CatalogStore) -> None:
+    updater, _ = updater_on(store)
+    used = {th for s in TRIPS for th in s.trip.themes}
+    new_themes = [f"theme-{i}" for i in range(64 - len(used) + 1)]  # one more than the catalog can hold
+    row = {**TRIPS[0].trip.to_dict(), "trip_id": "NEW1", "themes": new_themes[:20]}
+    ok = {"v": 1, "op": "upsert", "trip_id": "NEW1", "ts": 1.0, "trip": row}
+    assert updater.offer(TripRecord(0, 0, b"NEW1", json.dumps(ok).encode(), 1.0)) is None
+    too_many = {**ok, "trip_id": "NEW2", "trip": {**row, "trip_id": "NEW2", "themes": new_themes[20:]}}
+    letter = updater.offer(TripRecord(0, 1, b"NEW2", json.dumps(too_many).encode(), 1.0))
+    assert (
+        letter is not None
+        and letter.reason == "invalid_field"
+        and "at most 64 are supported" in letter.detail
+    )
+    meta, _ = updater.publish()  # the version still builds
+    assert meta is not None and meta.trips == 21
