@@ -177,7 +177,7 @@ class CatalogSource:
                 return False
             started = time.perf_counter()
             try:
-                reply = await fetch_version_async(self.client, self.namespace)
+                reply = await fetch_version_async(self.client, self.namespace, current)
                 meta, catalog, index, by_status = await asyncio.to_thread(build_serving, reply, self.today())
             except (EmptyStore, StoreUnavailable):
                 raise
