@@ -62,6 +62,10 @@ class Slate:
     order: npt.NDArray[np.intp]
     propensities: FloatArray
     explored: bool  # the slate differs from the deterministic (greedy) ranking
+    #: Per position: the trip was drawn uniformly from those left (ε-greedy's uniform
+    #: branch), so its relevance is independent of the position — what the learners'
+    #: examination estimate (:mod:`bandit.position_bias`) needs. None: no such draws.
+    randomized: npt.NDArray[np.bool_] | None = None
 
 
 def request_rng(request_id: str, seed: int = 0) -> random.Random:
@@ -89,6 +93,7 @@ def epsilon_greedy(scores: FloatArray, k: int, epsilon: float, rng: random.Rando
     greedy = top_k(scores, m).tolist()
     order: list[int] = []
     props: list[float] = []
+    uniform: list[bool] = []
     taken: set[int] = set()
     ptr = 0
     explored = False
@@ -97,15 +102,17 @@ def epsilon_greedy(scores: FloatArray, k: int, epsilon: float, rng: random.Rando
         while greedy[ptr] in taken:
             ptr += 1
         best = greedy[ptr]
-        if rng.random() < epsilon:
+        drawn = rng.random() < epsilon
+        if drawn:
             pick = _uniform_remaining(rng, n, taken)
             explored = explored or pick != best
         else:
             pick = best
+        uniform.append(drawn)
         props.append(epsilon / remaining + ((1.0 - epsilon) if pick == best else 0.0))
         order.append(pick)
         taken.add(pick)
-    return Slate(np.array(order, dtype=np.intp), np.array(props), explored)
+    return Slate(np.array(order, dtype=np.intp), np.array(props), explored, np.array(uniform, dtype=np.bool_))
 
 
 def _uniform_remaining(rng: random.Random, n: int, taken: set[int]) -> int:

@@ -4,7 +4,11 @@ Sources, in order of speed:
 
 1. at start, every (policy, segment) the worker can serve is read once;
 2. the store's pub/sub notices (``<namespace>:models``) trigger a reload of
-   the pair they name, right away;
+   the pair they name, right away — but at most once per ``min_swap_s``
+   (``SMARTTRIP_MODEL_MIN_SWAP_S``) per pair: learners publish several times a
+   second, and loading every version of 15 models (a VW model takes ~10 ms of
+   CPU, holding the GIL) would spend a fifth of a core on swaps nobody needs;
+   notices within the interval coalesce into one reload of the newest version;
 3. a poll every ``SMARTTRIP_MODEL_POLL_S`` compares each pair's serving
    version (pin, else current) with the loaded one — the fallback for lost
    notices (pub/sub is fire-and-forget) and after reconnecting.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -82,6 +87,7 @@ class ModelCache:
         metrics: ScoringMetrics,
         health: RedisHealth,
         poll_s: float = 2.0,
+        min_swap_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         loader: Callable[[bytes], Learner | SegmentedLearner] = learner_from_bytes,
     ) -> None:
@@ -90,6 +96,7 @@ class ModelCache:
         self.metrics = metrics
         self.health = health
         self.poll_s = poll_s
+        self.min_swap_s = min_swap_s
         self.clock = clock
         self.loader = loader
         self.on_poll: list[Callable[[], Any]] = []  # extra async refreshers run with each poll
@@ -97,6 +104,8 @@ class ModelCache:
         self._locks: dict[Key, asyncio.Lock] = {}
         self._vanished: set[Key] = set()  # loaded, then gone from Redis (restarted empty): versions restart
         self._tasks: list[asyncio.Task[None]] = []
+        self._due: dict[Key, asyncio.Task[None]] = {}  # one scheduled reload per pair at most
+        self._swapped_at: dict[Key, float] = {}  # monotonic time of each pair's last swap
         self.subscribed = False
         self.last_poll: float | None = None
         self._stopping = False
@@ -146,11 +155,13 @@ class ModelCache:
         # A flag as well as cancel(): redis-py's read timeouts can swallow a cancellation
         # that arrives just as they expire, and the loops would then go on.
         self._stopping = True
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._due.values()]
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=3.0)
+        if tasks:
+            await asyncio.wait(tasks, timeout=3.0)
         self._tasks = []
+        self._due.clear()
 
     # -- loading
     async def sync_all(self) -> None:
@@ -212,6 +223,7 @@ class ModelCache:
                 fast_scorer(learner),
             )
             self._models[key] = model  # the swap: one dict assignment in the event loop
+            self._swapped_at[key] = time.monotonic()
             self._vanished.discard(key)
             self.metrics.set_model(policy, segment, record.version, record.meta.created_at)
             log.info("model %s swapped in", model.label)
@@ -228,7 +240,7 @@ class ModelCache:
                     while not self._stopping:
                         notice = await notices.next(1.0)
                         if notice is not None and (notice.policy, notice.segment) in self.pairs:
-                            await self.sync(notice.policy, notice.segment)
+                            self._schedule((notice.policy, notice.segment))
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:
@@ -238,6 +250,27 @@ class ModelCache:
             self.subscribed = False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.poll_s)
+
+    def _schedule(self, key: Key) -> None:
+        """Reload ``key`` now, or when ``min_swap_s`` has passed since its last swap."""
+        if key in self._due:
+            return  # the scheduled reload will read whatever version is newest then
+        wait = self._swapped_at.get(key, -math.inf) + self.min_swap_s - time.monotonic()
+        self._due[key] = asyncio.create_task(self._sync_later(key, max(wait, 0.0)), name=f"model-{key}")
+
+    async def _sync_later(self, key: Key, wait: float) -> None:
+        try:
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.sync(*key)
+        except asyncio.CancelledError:
+            raise
+        except StoreUnavailable as exc:
+            self.health.failure(exc)
+        except Exception:
+            log.exception("model %s/%s: reload failed", *key)
+        finally:
+            self._due.pop(key, None)
 
     async def _poll(self) -> None:
         while not self._stopping:

@@ -6,10 +6,16 @@ policy     scores of the candidates' φ rows                     exploration
 rules      ``Φ · w_rules`` (the fixed SCORING_WEIGHTS)          ε-greedy per position
 logistic   logits of the live :class:`~bandit.LogisticLearner`  ε-greedy per position
 linucb     UCB scores ``Φθ̂ + α‖x‖_{A⁻¹}`` of the live LinUCB    ε-greedy per position
-vw         the ``cb_explore_adf`` pmf of the live VW policy     Plackett–Luce over the pmf
+vw         the ``cb_explore_adf`` pmf of the live VW policy     ε-greedy per position
 =========  ===================================================  ========================
 
-(:mod:`scoring.exploration` defines both samplers and their propensities.)
+(:mod:`scoring.exploration` defines the samplers and their propensities.)
+VW's SquareCB pmf falls strictly with the predicted cost, so ranking by it
+is ranking by VW's predicted reward; it is explored like the others rather
+than sampled Plackett–Luce over the pmf, because with hundreds of candidates
+that pmf is nearly flat until γ has grown for millions of examples, and the
+slates would be almost random (the closed-loop simulation measured 20 % of
+the oracle CTR that way, 82 % with ε-greedy).
 
 A learned policy is served from the model of (policy, request segment) in
 the live cache (:mod:`scoring.model_cache`); a :class:`~bandit.SegmentedLearner`
@@ -145,7 +151,7 @@ def score_request(policy: str, model: LoadedModel | None, X: npt.NDArray[np.floa
             return _rules(X, "bad_scores")
         if policy == "vw" and (scores < 0).any():
             return _rules(X, "bad_scores")
-        return Scored(policy, model.label, scores, "pmf" if policy == "vw" else "epsilon", None)
+        return Scored(policy, model.label, scores, "epsilon", None)
     return _rules(X, None)
 
 

@@ -109,6 +109,7 @@ def create_app(
         metrics=metrics,
         health=health,
         poll_s=settings.model_poll_s,
+        min_swap_s=settings.model_min_swap_s,
         clock=clock,
     )
     experiments = ExperimentStore(

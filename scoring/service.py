@@ -77,6 +77,7 @@ class _Served:
     propensities: npt.NDArray[np.float64]
     phi: npt.NDArray[np.float32]
     catalog_version: str
+    randomized: npt.NDArray[np.bool_] | None = None  # per item: exploration's uniform draw
 
 
 def impression_bytes(s: _Served) -> bytes:
@@ -93,6 +94,10 @@ def impression_bytes(s: _Served) -> bytes:
             zip(s.trip_ids, s.scores.tolist(), s.propensities.tolist(), s.phi.tolist(), strict=True)
         )
     ]
+    if s.randomized is not None:
+        for item, drawn in zip(slate, s.randomized.tolist(), strict=True):
+            if drawn:
+                item["randomized"] = True
     return orjson.dumps(
         {
             "v": SCHEMA_VERSION,
@@ -166,7 +171,7 @@ class Ranker:
             served = _Served(
                 request_id, req.session_id, req.user or ANONYMOUS_USER, req.segment, scored.policy,
                 variant.name, scored.model_version, self.clock(), trip_ids, scores, slate.propensities,
-                X[slate.order], catalog.version,
+                X[slate.order], catalog.version, slate.randomized,
             )  # fmt: skip
             self.log.submit(self.topic, req.session_id.encode(), lambda: impression_bytes(served))
             self.metrics.impression(variant.name, req.segment)

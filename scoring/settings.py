@@ -18,6 +18,7 @@ SMARTTRIP_SYNTHETIC_SEED           seed of the synthetic catalog               0
 SMARTTRIP_REDIS_URL                the model store                             redis://127.0.0.1:6379/0
 SMARTTRIP_MODEL_NAMESPACE          key prefix of the model store               smarttrip
 SMARTTRIP_MODEL_POLL_S             fallback poll of models and experiment      2
+SMARTTRIP_MODEL_MIN_SWAP_S         least time between two loads of one model   1 (0 = every version)
 SMARTTRIP_REDIS_TIMEOUT_S          Redis socket timeout                        1
 SMARTTRIP_KAFKA_BOOTSTRAP          broker host:port list                       127.0.0.1:9092
 SMARTTRIP_TOPIC_IMPRESSIONS        impressions topic                           impressions
@@ -77,6 +78,7 @@ class ServeSettings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     model_namespace: str = "smarttrip"
     model_poll_s: float = 2.0
+    model_min_swap_s: float = 1.0
     redis_timeout_s: float = 1.0
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_impressions: str = "impressions"
@@ -124,6 +126,10 @@ class ServeSettings:
         for name in ("model_poll_s", "redis_timeout_s", "kafka_stall_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.model_min_swap_s <= 3600:
+            raise SettingsError(
+                f"{ENV_PREFIX}MODEL_MIN_SWAP_S: must be in [0, 3600], got {self.model_min_swap_s}"
+            )
         if not 1 <= self.serve_workers <= 64:
             raise SettingsError(f"{ENV_PREFIX}SERVE_WORKERS: must be 1 to 64, got {self.serve_workers}")
         if not 0 <= self.metrics_port <= 65535 - self.serve_workers:

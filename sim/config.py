@@ -11,7 +11,7 @@ Schema (every key optional; defaults in :class:`SimConfig`)::
       "appeal_noise": 0.3,          # sd of the part of appeal no feature reveals
       "position_bias": {"eta": 1.0},          # examination(pos) = (1 / (1 + pos)) ** eta
       "conversion": {"save": 0.15, "booking_start": 0.05},   # given a click
-      "session": {"requests": 3, "think_time_s": 0.0},
+      "session": {"requests": 3, "think_time_s": 0.0},   # a session's next request waits for the previous + think time
       "drift": {"at_fraction": 0.5, "taste": {...}} | null,  # tastes change midway
       "traffic": {"rate_rps": 40, "duration_s": 180, "k": 10, "concurrency": 8}
     }
@@ -90,6 +90,8 @@ class SimConfig:
         for name, p in (("conversion.save", self.save_p), ("conversion.booking_start", self.booking_p)):
             if not 0 <= p <= 1:
                 raise ConfigError(f"{name}: must be in [0, 1], got {p}")
+        if not self.think_time_s >= 0:
+            raise ConfigError(f"session.think_time_s: must be >= 0, got {self.think_time_s}")
         if self.eta < 0:
             raise ConfigError(f"position_bias.eta: must be >= 0, got {self.eta}")
         if self.drift_at_fraction is not None and not 0 < self.drift_at_fraction < 1:

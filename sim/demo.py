@@ -40,6 +40,11 @@ from stream.worker_process import WorkerProcess, free_port
 __all__ = ["DemoResult", "run_demo"]
 
 POLICIES = ("rules", "logistic", "linucb", "vw")
+#: Per-position exploration of every variant. Lower costs less CTR now but feeds the
+#: learners fewer off-policy trips and the examination estimate fewer uniform draws;
+#: in the closed loop (sim.closed_loop, default config, seeds 0 and 1) 0.02 gave the
+#: best learned variant 87 % of the oracle CTR in the third minute, 0.05 gave 84-86 %.
+EPSILON = 0.02
 WEIGHT_FEATURES = ("THEME_FULL", "THEME_PENALTY", "BUDGET_PERFECT", "PRICE_GAP", "GEO_DIRECT_COUNTRY",
                    "STATUS_LAST_PLACES", "POPULARITY", "DIFFICULTY_PERFECT")  # fmt: skip
 
@@ -67,10 +72,8 @@ class DemoResult:
 
 
 def _experiment() -> str:
-    variants = [{"name": p, "policy": p, "traffic": 0.25} for p in POLICIES]
-    for v in variants:
-        if v["policy"] in ("logistic", "linucb"):
-            v["epsilon"] = 0.05
+    # The same exploration everywhere, so the comparison is of the policies alone.
+    variants = [{"name": p, "policy": p, "traffic": 0.25, "epsilon": EPSILON} for p in POLICIES]
     return json.dumps({"name": "demo", "salt": "demo-salt", "variants": variants})
 
 

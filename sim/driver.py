@@ -67,6 +67,9 @@ async def drive(
         plan += [(user, session)] * cfg.requests_per_session
     plan = plan[:n_requests]
     oracle_cache: dict[tuple[str, bool], float] = {}
+    # A user reads the results before searching again: a session's next request waits
+    # for the previous one to finish, then for the think time.
+    done = [asyncio.Event() for _ in range(n_requests)]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n_requests):
         queue.put_nowait(i)
@@ -74,9 +77,18 @@ async def drive(
     started = time.monotonic()
 
     async def one(session: aiohttp.ClientSession, i: int) -> None:
+        try:
+            await _one(session, i)
+        finally:
+            done[i].set()
+
+    async def _one(session: aiohttp.ClientSession, i: int) -> None:
         user, session_id = plan[i]
         # One generator per request: the same seed gives the same clicks whatever the concurrency.
         worker_rng = np.random.default_rng([seed, i])
+        if i > 0 and plan[i - 1][1] == session_id:
+            await done[i - 1].wait()
+            await asyncio.sleep(cfg.think_time_s)
         due = started + i / cfg.rate_rps
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         t = time.monotonic() - started

@@ -106,7 +106,10 @@ def ctr_series(
         sums[("oracle", b)][0] += o.oracle_clicks
         sums[("oracle", b)][1] += o.slots
     series: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    typical = float(np.median([slots for _, slots in sums.values()])) if sums else 0.0
     for (variant, b), (clicks, slots) in sorted(sums.items()):
+        if slots < typical / 4:  # a sliver of a bucket (the run's last second): noise, not a trend
+            continue
         xs, ys = series[variant]
         xs.append((b + 0.5) * bucket_s)
         ys.append(clicks / slots)

@@ -121,6 +121,14 @@ def req_bool(obj: Mapping[str, object], key: str, prefix: str = "") -> bool:
     return value
 
 
+def opt_bool(obj: Mapping[str, object], key: str, prefix: str = "") -> bool:
+    """Optional boolean field, False when absent (``0``/``1`` are not booleans)."""
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise EventError(join(prefix, key), f"must be a boolean, got {type_name(value)}")
+    return value
+
+
 def check_list(value: object, path: str, *, min_len: int, max_len: int) -> list[object]:
     """A JSON array with ``min_len`` to ``max_len`` items."""
     if not isinstance(value, list):

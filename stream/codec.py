@@ -53,6 +53,7 @@ from stream._fields import (
     float_row,
     in_range,
     join,
+    opt_bool,
     opt_str,
     req_bool,
     req_float,
@@ -105,9 +106,10 @@ def to_dict(record: Record) -> dict[str, object]:
     """The JSON-able form of ``record`` (what :func:`encode` serialises)."""
     head: dict[str, object] = {"v": SCHEMA_VERSION}
     if isinstance(record, Impression):
+        # "randomized" is written only when true, so records without exploration keep their bytes.
         slate = [
             {"trip_id": s.trip_id, "position": s.position, "score": s.score, "propensity": s.propensity,
-             "phi": list(s.phi)}
+             "phi": list(s.phi)} | ({"randomized": True} if s.randomized else {})
             for s in record.slate
         ]  # fmt: skip
         return head | {
@@ -135,7 +137,7 @@ def to_dict(record: Record) -> dict[str, object]:
             "propensity": record.propensity, "reward": record.reward, "labels": labels,
             "clicked": record.clicked, "examined": record.examined, "ts": record.ts,
             "revision": record.revision, "is_correction": record.is_correction,
-        }  # fmt: skip
+        } | ({"randomized": True} if record.randomized else {})  # fmt: skip
     return head | {
         "kind": "dead_letter", "source_topic": record.source_topic, "reason": record.reason,
         "stage": record.stage, "detail": record.detail, "excerpt_b64": record.excerpt_b64,
@@ -249,7 +251,8 @@ def _slate_fast(raw_items: list[object]) -> tuple[SlateItem, ...] | None:
             return None
         trip_id, position = raw.get("trip_id"), raw.get("position")
         score, propensity, phi = raw.get("score"), raw.get("propensity"), raw.get("phi")
-        if type(trip_id) is not str or not 0 < len(trip_id) <= MAX_ID_LEN:
+        randomized = raw.get("randomized", False)
+        if type(trip_id) is not str or not 0 < len(trip_id) <= MAX_ID_LEN or type(randomized) is not bool:
             return None
         if type(position) is not int or not 0 <= position <= MAX_POSITION:
             return None
@@ -266,7 +269,7 @@ def _slate_fast(raw_items: list[object]) -> tuple[SlateItem, ...] | None:
         width = len(phi)
         row = tuple(map(float, phi))
         total += math.fsum(row)
-        items.append(SlateItem(trip_id, position, float(score), float(propensity), row))  # type: ignore[arg-type]
+        items.append(SlateItem(trip_id, position, float(score), float(propensity), row, randomized))  # type: ignore[arg-type]
     n = len(items)
     if (
         not math.isfinite(total)
@@ -308,9 +311,10 @@ def _slate(obj: Mapping[str, object], prefix: str) -> tuple[SlateItem, ...]:
             raise EventError(
                 join(at, "phi"), f"must have {len(items[0].phi)} values like {path}[0].phi, got {len(phi)}"
             )
+        randomized = opt_bool(item, "randomized", at)
         trips.add(trip_id)
         positions.add(position)
-        items.append(SlateItem(trip_id, position, score, propensity, phi))
+        items.append(SlateItem(trip_id, position, score, propensity, phi, randomized))
     return tuple(items)
 
 
@@ -393,6 +397,9 @@ def _example_fast(obj: dict[str, object]) -> Example | None:
     position, revision = obj.get("position"), obj.get("revision")
     propensity, reward, ts = obj.get("propensity"), obj.get("reward"), obj.get("ts")
     clicked, examined, correction = obj.get("clicked"), obj.get("examined"), obj.get("is_correction")
+    randomized = obj.get("randomized", False)
+    if type(randomized) is not bool:
+        return None
     if type(phi) is not list or len(phi) > MAX_PHI_DIM or not set(map(type, phi)) <= _NUMBERS:
         return None
     if type(labels) is not dict or type(position) is not int or type(revision) is not int:
@@ -424,7 +431,7 @@ def _example_fast(obj: dict[str, object]) -> Example | None:
         f"{request_id}:{trip_id}", request_id, trip_id, session_id, user_id, segment, policy, model_version,
         feature_version, row, position, float(cast(float, propensity)), float(cast(float, reward)),
         Labels(c[0], c[1], c[2], c[3], float(cast(float, dwell))), clicked, examined, float(cast(float, ts)),
-        revision,
+        revision, randomized,
     )  # fmt: skip
 
 
@@ -458,9 +465,10 @@ def example_from_dict(value: object, prefix: str = "") -> Example:
         raise EventError(
             join(prefix, "is_correction"), f"must be {str(revision > 0).lower()} for revision {revision}"
         )
+    randomized = opt_bool(obj, "randomized", prefix)
     return Example(
         example_id, request_id, trip_id, session_id, user_id, segment, policy, model_version, feature_version,
-        phi, position, propensity, reward, labels, clicked, examined, ts, revision,
+        phi, position, propensity, reward, labels, clicked, examined, ts, revision, randomized,
     )  # fmt: skip
 
 

@@ -60,13 +60,17 @@ INTERACTION_TYPES: Final[tuple[InteractionType, ...]] = ("click", "save", "booki
 class SlateItem:
     """One shown trip: raw 0-based ``position`` as displayed, the policy's
     ``score``, the logging ``propensity`` (what IPS divides by) and the φ row
-    the policy scored, so learners never rebuild features."""
+    the policy scored, so learners never rebuild features. ``randomized``: the
+    trip was drawn uniformly from the candidates left (the exploration's
+    uniform branch), so its relevance does not depend on its position — the
+    learners estimate the examination curve from these placements."""
 
     trip_id: str
     position: int
     score: float
     propensity: float
     phi: tuple[float, ...]
+    randomized: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,7 @@ class Example:
     examined: bool
     ts: float
     revision: int = 0
+    randomized: bool = False  # the slate item's flag (see SlateItem)
 
     @property
     def is_correction(self) -> bool:

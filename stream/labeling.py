@@ -148,6 +148,6 @@ def examples_of(
             imp.segment, imp.policy, imp.model_version, imp.feature_version, item.phi, item.position,
             item.propensity, 0.0 if labels[k] is _NO_LABELS else reward.reward(labels[k]), labels[k],
             labels[k].click > 0, examined[k], imp.ts,
-            revisions[k] if revisions is not None else 0,
+            revisions[k] if revisions is not None else 0, item.randomized,
         ))  # fmt: skip
     return tuple(examples)

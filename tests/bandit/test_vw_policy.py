@@ -199,3 +199,21 @@ def test_bad_configuration_is_named(kwargs: dict[str, object], message: str) -> 
     with pytest.raises(LearnerConfigError) as info:
         VWPolicy(**kwargs)  # type: ignore[arg-type]
     assert str(info.value) == message
+
+
+def test_importance_weights_only_matter_when_asked_for() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.random((60, 20))
+    X[:, 0] = 1.0
+    rewards = (rng.random(60) < 0.3).astype(float)
+    props = np.full(60, 0.01)
+    plain, weighted, ones = (VWPolicy(position_bias="none"), VWPolicy(position_bias="none", importance_weights=True),
+                             VWPolicy(position_bias="none"))  # fmt: skip
+    plain.learn_many(X, rewards, propensities=props)
+    weighted.learn_many(X, rewards, propensities=props)
+    ones.learn_many(X, rewards)  # propensity 1 for every example
+    assert np.array_equal(plain.model_weights(), ones.model_weights())  # the default ignores propensities
+    assert not np.array_equal(plain.model_weights(), weighted.model_weights())
+    assert VWPolicy.from_bytes(weighted.to_bytes()).importance_weights is True
+    with pytest.raises(LearnerConfigError, match="importance_weights"):
+        VWPolicy(importance_weights=1)  # type: ignore[arg-type]

@@ -284,3 +284,31 @@ async def test_starts_and_serves_rules_without_redis(services: EmbeddedServices)
             "/v1/admin/experiment", headers=ADMIN, json=experiment(("a", "rules", 1.0, 0.0))
         ) as r:
             assert r.status == 503 and (await r.json())["retriable"] is True
+
+
+async def test_rapid_publishes_coalesce_into_throttled_swaps(services: EmbeddedServices) -> None:
+    env = new_env(services)
+    publish_linucb(services, env.namespace, ["general"])
+    settings = settings_for(services, env, experiment=LINUCB_ONLY, model_min_swap_s=1.0, model_poll_s=30.0)
+    async with running(settings) as srv:
+        cache = srv.svc.models
+        loads: list[bytes] = []
+        real_loader = cache.loader
+
+        def counting(data: bytes) -> Any:
+            loads.append(data)
+            return real_loader(data)
+
+        cache.loader = counting
+        await _wait(lambda: _loaded_version(cache, 1))
+        await asyncio.sleep(1.1)  # past the interval: the next notice loads at once
+        for _ in range(10):  # versions 2..11 within a few ms
+            await asyncio.to_thread(publish_linucb, services, env.namespace, ["general"])
+        await _wait(lambda: _loaded_version(cache, 11), timeout=5.0)
+        # The first notice loads right away, the other nine coalesce into one reload a second later.
+        assert 1 <= len(loads) <= 3, len(loads)
+
+
+async def _loaded_version(cache: Any, version: int) -> bool:
+    model = cache.get("linucb", "general")
+    return model is not None and model.version == version

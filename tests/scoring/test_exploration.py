@@ -128,3 +128,23 @@ def test_uniform_pick_when_most_are_taken() -> None:
     scores = np.arange(8, dtype=np.float64)
     checked = _check_monte_carlo(lambda rng: epsilon_greedy(scores, 8, 1.0, rng), 20_000, min_count=300)
     assert checked > 10
+
+
+def test_epsilon_greedy_flags_the_uniform_draws() -> None:
+    scores = np.arange(40, dtype=np.float64)
+    flagged = slots = 0
+    for i in range(400):
+        slate = epsilon_greedy(scores, 8, 0.25, request_rng(f"flag-{i}"))
+        assert slate.randomized is not None and slate.randomized.shape == (8,)
+        placed: list[int] = []
+        for j, (c, drawn) in enumerate(zip(slate.order.tolist(), slate.randomized.tolist(), strict=True)):
+            best = max(set(range(40)) - set(placed))
+            if not drawn:  # the greedy branch always places the best remaining candidate
+                assert c == best
+                assert slate.propensities[j] == pytest.approx(0.75 + 0.25 / (40 - j))
+            placed.append(c)
+        flagged += int(slate.randomized.sum())
+        slots += 8
+    assert abs(flagged / slots - 0.25) < 0.03  # 3,200 coins: sd 0.0077
+    assert epsilon_greedy(scores, 8, 1.0, request_rng("all")).randomized.all()  # type: ignore[union-attr]
+    assert deterministic(scores, 8).randomized is None

@@ -98,11 +98,11 @@ def test_kinds_and_fallbacks() -> None:
     assert score_request("linucb", broken, X, "general").fallback == "bad_scores"
 
 
-def test_vw_scores_are_a_pmf_ranked_by_plackett_luce() -> None:
+def test_vw_scores_are_its_pmf_explored_epsilon_greedy() -> None:
     vw = _trained(VWPolicy())
     X = phi(CAT, _req().preferences, TODAY, np.arange(20))
     scored = score_request("vw", LoadedModel("vw", "general", 1, vw, 0.0, 0.0), X, "general")
-    assert scored.exploration == "pmf" and scored.scores.sum() == pytest.approx(1.0)
+    assert scored.exploration == "epsilon" and scored.scores.sum() == pytest.approx(1.0)
 
 
 class _Log:
@@ -156,6 +156,21 @@ def test_rank_builds_a_decodable_impression() -> None:
     # the same request id re-draws the same slate
     again = ranker.rank(_req(user_id="bob", preferences={"budget": 9000}, k=5), request_id="req-1")
     assert again["items"] == body["items"]
+
+
+def test_impressions_flag_the_explorations_uniform_draws() -> None:
+    ranker, log = _ranker("rules")  # epsilon 0.2
+    flags: list[bool] = []
+    for i in range(60):
+        ranker.rank(_req(user_id=f"u{i}", k=5), request_id=f"req-{i}")
+        raw = log.records[-1][2]()
+        imp = decode_impression(raw)
+        assert orjson.loads(raw) == orjson.loads(orjson.dumps(to_dict(imp))) | {"variant": "only"}
+        for item in imp.slate:
+            flags.append(item.randomized)
+            if not item.randomized:  # greedy placement: propensity 0.8 + 0.2 / |left|
+                assert item.propensity > 0.8
+    assert 0.1 < sum(flags) / len(flags) < 0.3  # 300 coins with p = 0.2
 
 
 def test_explore_false_is_the_greedy_ranking() -> None:

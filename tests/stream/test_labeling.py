@@ -86,3 +86,25 @@ def test_examples_use_rank_order_but_keep_raw_positions() -> None:
         ("d", 13, False, False),
     ]
     assert [e.revision for e in examples_of(imp, [], revisions=[0, 3, 0, 1])] == [0, 3, 0, 1]
+
+
+def test_randomized_flag_travels_from_slate_to_examples_and_through_the_codec() -> None:
+    from stream.codec import decode_example, decode_impression, encode
+    from stream.errors import EventError
+
+    imp = Impression(
+        request_id="r1", session_id="s1", user_id="u1", segment="general", policy="rules",
+        model_version="rules/v1", feature_version="phi-v1", ts=1.7e9,
+        slate=(SlateItem("t1", 0, 2.0, 0.9, (1.0,)), SlateItem("t2", 1, 1.0, 0.01, (0.5,), randomized=True)),
+    )  # fmt: skip
+    assert decode_impression(encode(imp)) == imp
+    examples = examples_of(imp, [])
+    assert [e.randomized for e in examples] == [False, True]
+    assert [decode_example(encode(e)) for e in examples] == list(examples)
+    assert b"randomized" not in encode(examples[0])  # written only when true
+    bad = encode(examples[1]).replace(b'"randomized":true', b'"randomized":1')
+    with pytest.raises(EventError, match="randomized: must be a boolean, got int"):
+        decode_example(bad)
+    bad_imp = encode(imp).replace(b'"randomized":true', b'"randomized":"yes"')
+    with pytest.raises(EventError, match=r"slate\[1\].randomized: must be a boolean, got str"):
+        decode_impression(bad_imp)

@@ -1,0 +1,45 @@
+"""The traffic driver against a stand-in frontend API on 127.0.0.1: pacing, sessions, think time."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from sim.config import load_config
+from sim.driver import drive
+from sim.world import World
+
+
+async def test_a_sessions_next_request_waits_for_the_previous_and_the_think_time() -> None:
+    cfg = load_config({"catalog": {"trips": 200}, "users": {"count": 50},
+                       "session": {"requests": 3, "think_time_s": 0.2},
+                       "traffic": {"rate_rps": 60, "duration_s": 1, "concurrency": 8}})  # fmt: skip
+    world = World(cfg)
+    arrivals: dict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    async def rank(request: web.Request) -> web.Response:
+        body = await request.json()
+        t0 = time.monotonic()
+        trips = world.catalog.trip_ids[:5].tolist()
+        resp = {"request_id": f"r{t0}", "variant": "rules", "policy": "rules",
+                "items": [{"trip_id": t, "position": p} for p, t in enumerate(trips)]}  # fmt: skip
+        arrivals[body["session_id"]].append((t0, time.monotonic()))
+        return web.json_response(resp)
+
+    async def events(request: web.Request) -> web.Response:
+        return web.json_response({"accepted": 1}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/v1/rank", rank)
+    app.router.add_post("/v1/events", events)
+    async with TestServer(app, host="127.0.0.1") as server:
+        result = await drive(world, str(server.make_url("")).rstrip("/"), "token", seed=1)
+    assert result.errors == {} and len(result.outcomes) == 60
+    assert sorted(len(v) for v in arrivals.values()) == [3] * 20
+    for seen in arrivals.values():
+        for (_, prev_done), (start, _) in itertools.pairwise(seen):
+            assert start - prev_done >= 0.19
