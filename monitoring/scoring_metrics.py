@@ -22,6 +22,11 @@ smarttrip_scoring_model_swaps_total            models swapped in, by policy and 
 smarttrip_scoring_model_load_errors_total      failed loads by policy and reason
 smarttrip_scoring_redis_up / _kafka_up         1 when the dependency answers, else 0
 smarttrip_scoring_catalog_trips                trips in the loaded catalog (0 = not ready)
+smarttrip_scoring_catalog_version              catalog version served (store versions; 0 = a file)
+smarttrip_scoring_catalog_age_seconds          now − the served catalog version's publish time
+smarttrip_scoring_catalog_trips_by_status      trips of the served version by status (+ unavailable)
+smarttrip_scoring_catalog_swaps_total          catalog versions swapped in
+smarttrip_scoring_catalog_load_errors_total    catalog versions that failed to load, by reason
 smarttrip_scoring_experiment_revision          revision of the experiment in force
 =============================================  ==========================================================
 """
@@ -118,6 +123,29 @@ class ScoringMetrics:
         self.catalog_trips = Gauge(
             "smarttrip_scoring_catalog_trips", "Trips in the loaded catalog (0 = none).", registry=r
         )
+        self.catalog_version = Gauge(
+            "smarttrip_scoring_catalog_version", "Catalog version served (0 = from a file).", registry=r
+        )
+        self.catalog_age = Gauge(
+            "smarttrip_scoring_catalog_age_seconds",
+            "Seconds since the served catalog version was published.",
+            registry=r,
+        )
+        self.catalog_by_status = Gauge(
+            "smarttrip_scoring_catalog_trips_by_status",
+            "Trips of the served catalog version by status (unavailable ones apart).",
+            ["status"],
+            registry=r,
+        )
+        self.catalog_swaps = Counter(
+            "smarttrip_scoring_catalog_swaps_total", "Catalog versions swapped in.", registry=r
+        )
+        self.catalog_load_errors = Counter(
+            "smarttrip_scoring_catalog_load_errors_total",
+            "Catalog versions that failed to load, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.experiment_revision = Gauge(
             "smarttrip_scoring_experiment_revision", "Revision of the experiment in force.", registry=r
         )
@@ -145,6 +173,15 @@ class ScoringMetrics:
         if child is None:
             child = self._impressions[key] = self.impressions.labels(variant, segment)
         child.inc()
+
+    def set_catalog(self, version: int, created_at: float, by_status: dict[str, int], trips: int) -> None:
+        """Record a swapped-in catalog version; its age is computed at scrape time."""
+        self.catalog_version.set(version)
+        self.catalog_age.set_function(lambda: max(self.clock() - created_at, 0.0))
+        for status, n in by_status.items():
+            self.catalog_by_status.labels(status).set(n)
+        self.catalog_trips.set(trips)
+        self.catalog_swaps.inc()
 
     def set_model(self, policy: str, segment: str, version: int, created_at: float) -> None:
         """Record a swapped-in model; its age is computed at scrape time."""

@@ -144,6 +144,10 @@ _SCHEMAS: dict[str, Any] = {
             "candidates": {"type": "integer"},
             "items": {"type": "array", "items": _ref("RankedItem")},
             "ignored_trip_ids": {"type": "array", "items": {"type": "string"}},
+            "catalog_version": {
+                "type": "string",
+                "description": "The catalog version the slate was ranked on.",
+            },
         },
     },
     "Event": {

@@ -40,6 +40,7 @@ from features.generator import generate_catalog
 from features.loader import load_catalog
 from monitoring.scoring_metrics import ScoringMetrics
 from scoring.api import SERVICES, Services, add_routes, middleware
+from scoring.catalog_source import CatalogSource
 from scoring.experiment_store import ExperimentStore, initial_experiment
 from scoring.impression_log import ImpressionLog, Producer, aiokafka_factory
 from scoring.model_cache import ModelCache, RedisHealth
@@ -127,6 +128,12 @@ def create_app(
         stall_s=settings.kafka_stall_s,
     )
     state = CatalogState()
+    live_catalog = None
+    if catalog is None and settings.catalog_source == "redis":
+        live_catalog = CatalogSource(
+            redis_client, namespace=settings.model_namespace, state=state, metrics=metrics,
+            poll_s=settings.model_poll_s, today=today,
+        )  # fmt: skip
     sync_store: list[ModelStore] = []
 
     def model_store() -> ModelStore:
@@ -167,18 +174,23 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await impression_log.start()
-        loader = asyncio.create_task(_load_catalog(settings, state, metrics, catalog))
+        if live_catalog is not None:
+            loader = asyncio.create_task(live_catalog.start(initial_timeout=startup_timeout))
+        else:
+            loader = asyncio.create_task(_load_catalog(settings, state, metrics, catalog))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(startup_timeout):
                 await experiments.start()
         await models.start(initial_timeout=startup_timeout)
-        if catalog is not None:
+        if catalog is not None or live_catalog is not None:
             await loader
         gc.freeze()  # catalog, models, modules: long-lived; keep them out of every collection
         yield
         loader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await loader
+        if live_catalog is not None:
+            await live_catalog.stop()
         await models.stop()
         await impression_log.stop()
         await redis_client.aclose()

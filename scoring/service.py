@@ -48,10 +48,13 @@ class CatalogState:
         self.loaded_at: float | None = None
         self.error: str | None = None
 
-    def set(self, catalog: Catalog) -> None:
+    def set(self, catalog: Catalog, index: dict[str, int] | None = None) -> None:
         # Our own id → row dict, its keys allocated together: the 200 lookups per request
         # then touch a compact, cache-warm structure instead of strings spread over Trip objects.
-        self.index = {tid: row for row, tid in enumerate(catalog.trip_ids.tolist())}
+        # A hot swap (scoring.catalog_source) builds it aside and passes it in.
+        self.index = (
+            {tid: row for row, tid in enumerate(catalog.trip_ids.tolist())} if index is None else index
+        )
         self.catalog = catalog
         self.loaded_at = time.time()
         self.error = None
@@ -143,13 +146,13 @@ class Ranker:
 
     def rank(self, req: RankRequest, request_id: str | None = None) -> dict[str, Any]:
         """The response body of /v1/rank; logs the impression (if any item was served)."""
-        catalog = self.catalog.catalog
+        catalog, index = self.catalog.catalog, self.catalog.index  # one version for the whole request
         if catalog is None:
             raise NotReady(None, "no catalog loaded yet")
         request_id = request_id or os.urandom(16).hex()  # 128 random bits; uuid4() costs ~10x more
         variant = self.experiments.current.assign(req.unit)
         today = self.today()
-        rows, ignored = request_rows(catalog, today, req, self.catalog.index)
+        rows, ignored = request_rows(catalog, today, req, index)
         X = phi(catalog, req.preferences, today, None if rows.size == len(catalog) else rows)
         scored = score_request(variant.policy, self.models.get(variant.policy, req.segment), X, req.segment)
         if scored.fallback is not None:
@@ -183,6 +186,7 @@ class Ranker:
             "candidates": int(rows.size),
             "items": items,
             "ignored_trip_ids": ignored,
+            "catalog_version": catalog.version,
         }
 
     def _slate(self, scored: Scored, req: RankRequest, epsilon: float, request_id: str) -> Slate:

@@ -10,6 +10,8 @@ SMARTTRIP_METRICS_PORT             worker i also listens on this + i (0 = no)  0
 SMARTTRIP_API_TOKENS               bearer tokens for rank/events/metrics       (required; comma-separated)
 SMARTTRIP_ADMIN_TOKENS             bearer tokens for /v1/admin/* (and all)     (required; comma-separated)
 SMARTTRIP_PSEUDONYM_KEY            secret key of the user-id keyed hash        (required; >= 16 bytes)
+SMARTTRIP_CATALOG_SOURCE           file (SMARTTRIP_CATALOG or synthetic) or    file
+                                   redis (the catalog store, live updates)
 SMARTTRIP_CATALOG                  catalog file (.jsonl/.csv)                  (none)
 SMARTTRIP_SYNTHETIC_TRIPS          synthetic catalog size when no file         0 (= no catalog: not ready)
 SMARTTRIP_SYNTHETIC_SEED           seed of the synthetic catalog               0
@@ -69,6 +71,7 @@ class ServeSettings:
     serve_port: int = 8080
     serve_workers: int = 1
     metrics_port: int = 0
+    catalog_source: str = "file"
     catalog: str = ""
     synthetic_trips: int = 0
     synthetic_seed: int = 0
@@ -131,6 +134,10 @@ class ServeSettings:
             raise SettingsError(f"{ENV_PREFIX}SERVE_WORKERS: must be 1 to 64, got {self.serve_workers}")
         if not 0 <= self.metrics_port <= 65535 - self.serve_workers:
             raise SettingsError(f"{ENV_PREFIX}METRICS_PORT: must be a port number, got {self.metrics_port}")
+        if self.catalog_source not in ("file", "redis"):
+            raise SettingsError(
+                f"{ENV_PREFIX}CATALOG_SOURCE: must be file or redis, got {self.catalog_source!r}"
+            )
         if self.synthetic_trips < 0:
             raise SettingsError(f"{ENV_PREFIX}SYNTHETIC_TRIPS: must be >= 0, got {self.synthetic_trips}")
 

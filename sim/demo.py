@@ -161,7 +161,7 @@ def run_demo(
     write_catalog(world.catalog.trips, catalog_path)
     stream = StreamSettings()
     say("starting Kafka (embedded) and redis-server", 0.0)
-    with embedded_services(topics=stream.topics()) as svc:
+    with embedded_services(topics=stream.topics(), topic_configs=stream.topic_configs()) as svc:
         token, admin = secrets.token_hex(16), secrets.token_hex(16)
         port = free_port()
         base = _stream_env(svc)

@@ -107,11 +107,17 @@ def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
 
 
 def ensure_topics(
-    bootstrap_servers: str, topics: Mapping[str, int], *, timeout: float = 10.0
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    *,
+    timeout: float = 10.0,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, int]:
     """Create the missing ``topics`` (name → partitions) and check the existing ones.
 
-    Topics are created with replication factor 1 (a dev/test setting). A topic
+    Topics are created with replication factor 1 (a dev/test setting) and the
+    topic-level ``configs`` given for them (e.g. ``cleanup.policy=compact``;
+    a broker may ignore such configs — Tansu does not compact). A topic
     that already exists is fine if its partition count matches; otherwise
     :class:`EmbeddedServicesError` lists every mismatch. Returns the partition
     count of each requested topic as the broker reports it.
@@ -128,7 +134,14 @@ def ensure_topics(
                     continue
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(
-                        [NewTopic(name=name, num_partitions=topics[name], replication_factor=1)]
+                        [
+                            NewTopic(
+                                name=name,
+                                num_partitions=topics[name],
+                                replication_factor=1,
+                                topic_configs=dict((configs or {}).get(name, {})),
+                            )
+                        ]
                     )
             deadline = time.monotonic() + timeout
             counts = _partition_counts(admin, names)

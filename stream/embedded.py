@@ -52,6 +52,7 @@ from stream._managed_process import (
 
 __all__ = [
     "DEFAULT_TOPICS",
+    "DEFAULT_TOPIC_CONFIGS",
     "ENV_KAFKA_BOOTSTRAP",
     "ENV_PREFIX",
     "ENV_REDIS_URL",
@@ -69,7 +70,11 @@ ENV_REDIS_URL = ENV_PREFIX + "REDIS_URL"
 
 #: The pipeline's topics and their partition counts (impressions and
 #: interactions must match: they are co-partitioned by session_id).
-DEFAULT_TOPICS: dict[str, int] = {"impressions": 4, "interactions": 4, "examples": 4, "deadletter": 4}
+DEFAULT_TOPICS: dict[str, int] = {
+    "impressions": 4, "interactions": 4, "examples": 4, "deadletter": 4, "trips": 1,
+}  # fmt: skip
+#: Topic-level configs: ``trips`` (trip updates keyed by trip_id) is compacted.
+DEFAULT_TOPIC_CONFIGS: dict[str, dict[str, str]] = {"trips": {"cleanup.policy": "compact"}}
 
 _START_ATTEMPTS = 3
 
@@ -200,7 +205,7 @@ class EmbeddedServices:
 
     # -- startup (called by embedded_services) -------------------------------
 
-    def _start_kafka(self, topics: Mapping[str, int]) -> None:
+    def _start_kafka(self, topics: Mapping[str, int], configs: Mapping[str, Mapping[str, str]]) -> None:
         external = os.environ.get(ENV_KAFKA_BOOTSTRAP, "").strip()
         if external:
             self._bootstrap = _parse_bootstrap(external)
@@ -215,7 +220,7 @@ class EmbeddedServices:
                 "tansu", lambda port: tansu_argv(binary, port), tansu_env(), _wait_kafka_ready
             )
             self._bootstrap = f"{LOOPBACK}:{port}"
-        self.topics = ensure_topics(self._bootstrap, topics, timeout=self._startup_timeout)
+        self.topics = ensure_topics(self._bootstrap, topics, timeout=self._startup_timeout, configs=configs)
 
     def _start_redis(self) -> None:
         external = os.environ.get(ENV_REDIS_URL, "").strip()
@@ -327,6 +332,7 @@ def embedded_services(
     redis: bool = True,
     startup_timeout: float = 20.0,
     stop_timeout: float = 5.0,
+    topic_configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Iterator[EmbeddedServices]:
     """Start (or connect to) Kafka and Redis for the ``with`` block, then stop them.
 
@@ -340,6 +346,8 @@ def embedded_services(
         Seconds to wait for each service to answer (metadata request / PING).
     stop_timeout
         Seconds between SIGTERM and SIGKILL when stopping a child.
+    topic_configs
+        Topic-level configs by topic; :data:`DEFAULT_TOPIC_CONFIGS` if None.
 
     The children are stopped and the temp dir (logs, redis working dir) removed
     on exit, including when the block raises.
@@ -349,7 +357,7 @@ def embedded_services(
     services = EmbeddedServices(log_dir=log_dir, stop_timeout=stop_timeout, startup_timeout=startup_timeout)
     try:
         if kafka:
-            services._start_kafka(wanted)
+            services._start_kafka(wanted, DEFAULT_TOPIC_CONFIGS if topic_configs is None else topic_configs)
         if redis:
             services._start_redis()
         yield services

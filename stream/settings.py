@@ -24,9 +24,12 @@ SMARTTRIP_PUBLISH_EVERY_N          ... or this many examples, if sooner       50
 SMARTTRIP_MIN_EXAMPLES             guardrail: fewest examples to publish      0
 SMARTTRIP_MAX_ABS_WEIGHT           guardrail: largest allowed |weight|        1000
 SMARTTRIP_LOG_EPOCH                id of the examples log the offsets refer   0
+SMARTTRIP_TRIPS_PARTITIONS         partitions of the compacted trips topic    1
+SMARTTRIP_CATALOG_INTERVAL_S       catalog agent: least time between versions 1
+SMARTTRIP_CATALOG_HISTORY          catalog versions kept in Redis             5
 =================================  =========================================  ===========
 
-Topic names: SMARTTRIP_TOPIC_IMPRESSIONS, _INTERACTIONS, _EXAMPLES, _DEADLETTER.
+Topic names: SMARTTRIP_TOPIC_IMPRESSIONS, _INTERACTIONS, _EXAMPLES, _DEADLETTER, _TRIPS.
 A session timeout of a few seconds matters on the embedded (Tansu) broker: a
 consumer-group join takes about half of it, 30 s with Faust's default of 60.
 """
@@ -73,9 +76,13 @@ class StreamSettings:
     topic_interactions: str = "interactions"
     topic_examples: str = "examples"
     topic_deadletter: str = "deadletter"
+    topic_trips: str = "trips"
+    trips_partitions: int = 1
+    catalog_interval_s: float = 1.0
+    catalog_history: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("partitions", "batch_size", "publish_every_n"):
+        for name in ("partitions", "batch_size", "publish_every_n", "trips_partitions", "catalog_history"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1, got {getattr(self, name)}")
         for name in (
@@ -84,6 +91,7 @@ class StreamSettings:
             "join_window_s",
             "batch_within_s",
             "publish_interval_s",
+            "catalog_interval_s",
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
@@ -119,4 +127,9 @@ class StreamSettings:
             self.topic_interactions: self.partitions,
             self.topic_examples: self.partitions,
             self.topic_deadletter: self.partitions,
+            self.topic_trips: self.trips_partitions,
         }
+
+    def topic_configs(self) -> dict[str, dict[str, str]]:
+        """Topic-level configs to create topics with: ``trips`` is compacted (latest record per trip_id)."""
+        return {self.topic_trips: {"cleanup.policy": "compact"}}

@@ -174,6 +174,48 @@ def replay(
         payload = {"benchmark": "replay", "sessions": sessions, "results": [r.as_dict() for r in results],
                    "machine": {"python": platform.python_version(), "cpu": platform.machine()}}  # fmt: skip
         json_out.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+@app.command("catalog")
+def catalog(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    trips: int = typer.Option(5000, min=100, help="Trips in the catalog."),
+    duration: float = typer.Option(8.0, min=1, help="Seconds of load per phase."),
+    swap_every: float = typer.Option(
+        0.5, min=0.05, help="Seconds between catalog versions in the second phase."
+    ),
+    concurrency: int = typer.Option(8, min=1, help="Connections kept busy."),
+) -> None:
+    """Rank latency while catalog versions hot-swap, next to the same worker with a steady catalog."""
+    from bench import catalog_swap
+
+    console = Console()
+    with console.status("starting the broker, redis-server and the scoring worker…") as status:
+        r = catalog_swap.run(n_trips=trips, duration_s=duration, swap_every_s=swap_every, concurrency=concurrency,
+                             progress=lambda m: status.update(m))  # fmt: skip
+    table = Table(
+        title=f"POST /v1/rank, {trips:,} trips, 200 candidates, {r.tool}, concurrency {concurrency}"
+    )
+    for col in (
+        "catalog",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "versions swapped in",
+        "p99 × steady",
+    ):
+        table.add_column(col, justify="right")
+    for name, load, swapped in (
+        ("steady", r.steady, 0),
+        (f"new every {swap_every:g} s", r.swapping, r.versions_swapped_in),
+    ):
+        table.add_row(name, f"{load.rps:,.0f}", f"{load.p50_ms:.2f}", f"{load.p99_ms:.2f}", f"{load.max_ms:.1f}",
+                      str(load.errors), str(swapped), f"{load.p99_ms / r.steady.p99_ms:.2f}")  # fmt: skip
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(r.as_dict(), indent=2) + "\n")
         console.print(f"wrote {json_out}")
 
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from smarttrip.cli import analyst, analyst_eval, bench, catalog, demo, models, rank, serve, services, simulate, worker
+from smarttrip.cli import (
+    analyst,
+    analyst_eval,
+    bench,
+    catalog,
+    demo,
+    models,
+    rank,
+    serve,
+    services,
+    simulate,
+    worker,
+)
 
 app = typer.Typer(
     name="smarttrip",

@@ -1,4 +1,4 @@
-"""``smarttrip worker``: the Faust stream worker (session join)."""
+"""``smarttrip worker``: the stream workers (session join, learners, catalog updates)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,25 @@ from stream.settings import SettingsError, StreamSettings
 
 def worker(
     mode: str = typer.Option(
-        "join", help="join: the session join; count: a bare counting agent (benchmarks)."
+        "join",
+        help="join: the session join; learn: the learners; catalog: the trip-update agent; "
+        "count: a bare counting agent (benchmarks).",
     ),
     loglevel: str = typer.Option("WARNING", help="Log level."),
 ) -> None:
     """Run a stream worker until SIGTERM/Ctrl-C. Settings come from SMARTTRIP_* variables."""
-    if mode not in ("join", "learn", "count"):
-        raise typer.BadParameter(f"--mode: expected join, learn or count, got {mode!r}")
+    if mode not in ("join", "learn", "count", "catalog"):
+        raise typer.BadParameter(f"--mode: expected join, learn, catalog or count, got {mode!r}")
     try:
         settings = StreamSettings.from_env()
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if mode == "catalog":
+        from stream.catalog_agent import run_catalog_agent
+
+        run_catalog_agent(settings, loglevel)
+        return
     run_worker(settings, mode, loglevel)  # type: ignore[arg-type]
 
 

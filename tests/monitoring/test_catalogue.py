@@ -7,6 +7,7 @@ import re
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
+from monitoring.catalog_metrics import CatalogMetrics
 from monitoring.learner_metrics import LearnerMetrics
 from monitoring.scoring_metrics import ScoringMetrics
 from monitoring.stream_metrics import StreamMetrics
@@ -14,7 +15,7 @@ from tests.monitoring.promql import ROOT, alert_queries, dashboard_queries, metr
 
 CATALOGUE = ROOT / "monitoring/METRICS.md"
 ROW = re.compile(r"^\| `(smarttrip_\w+)` \| (counter|gauge|histogram) \| ([^|]*) \| ([^|]+) \|$", re.M)
-BUNDLES = (ScoringMetrics, StreamMetrics, LearnerMetrics)
+BUNDLES = (ScoringMetrics, StreamMetrics, LearnerMetrics, CatalogMetrics)
 #: Labels that would make cardinality grow with users or traffic.
 FORBIDDEN_LABELS = {
     "user",
