@@ -26,6 +26,7 @@ from aiokafka.partitioner import murmur2
 
 from monitoring.consumer_lag import consumer_lag
 from monitoring.stream_metrics import StreamMetrics
+from stream.changelog_tail import apply_tail, read_tail
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.settings import StreamSettings
 
@@ -128,6 +129,9 @@ def create_app(
     @table.on_recover
     async def on_recovered() -> None:
         owned = owned_partitions()
+        # Faust stops at the broker's reported end, which Tansu puts before the last batch.
+        tail = await read_tail(settings.kafka_bootstrap, changelog, owned)
+        apply_tail(table.data, tail)
         runtime.rebuild(owned_by(owned))
         log.info("join state rebuilt for partitions %s: %d sessions", sorted(owned), runtime.open_sessions)
 
