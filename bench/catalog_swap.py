@@ -19,7 +19,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from features.catalog_records import encode_trips
 from features.catalog_store import CatalogStore
 from features.generator import generate_trips
 from features.trip_update import TripState
+from stream._managed_process import stop_popen
 from stream.embedded import embedded_services, ensure_topics
 from stream.worker_process import free_port
 
@@ -174,13 +174,7 @@ def run(
                 swapped = int(_metric(worker, "smarttrip_scoring_catalog_swaps_total") - swaps_before)
             finally:
                 store.close()
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(5)
+                stop_popen(proc)
         log_path.unlink(missing_ok=True)
     shutil.rmtree(spool, ignore_errors=True)
     return CatalogSwapResult(use, n_trips, concurrency, duration_s, swap_every_s, steady, swapping,

@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from features.context import SEGMENTS, Preferences
 from features.generator import generate_catalog, sample_preferences
 from features.phi import phi
 from scoring.weights import SCORING_WEIGHTS
+from stream._managed_process import stop_popen
 from stream.embedded import EmbeddedServices, embedded_services, ensure_topics
 from stream.model_store import ModelStore
 from stream.worker_process import free_port
@@ -408,13 +408,7 @@ def run(
                     time.sleep(0.2)
                 counters = _log_counters(worker_bases)
             finally:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(5)
+                stop_popen(proc)
         log_path.unlink(missing_ok=True)
     shutil.rmtree(spool, ignore_errors=True)
     return ServeBenchResult(

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +26,7 @@ from scoring.weights import SCORING_WEIGHTS
 from sim.config import SimConfig
 from sim.driver import DriverResult, drive
 from sim.report import VariantReport, plot_ctr, plot_weights, summarize
+from sim.scoring_process import scoring_worker
 from sim.world import World
 from stream.embedded import EmbeddedServices, embedded_services
 from stream.model_store import ModelStore
@@ -75,38 +71,6 @@ def _experiment() -> str:
     # The same exploration everywhere, so the comparison is of the policies alone.
     variants = [{"name": p, "policy": p, "traffic": 0.25, "epsilon": EPSILON} for p in POLICIES]
     return json.dumps({"name": "demo", "salt": "demo-salt", "variants": variants})
-
-
-@contextmanager
-def _scoring_worker(env: dict[str, str], port: int, log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = (log_dir / "scoring.log").open("wb")
-    proc = subprocess.Popen(  # our own interpreter and module
-        [sys.executable, "-m", "scoring.server"],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"scoring worker did not become ready; see {log_dir / 'scoring.log'}")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 def _sample_weights(
@@ -185,7 +149,7 @@ def run_demo(
         stop = threading.Event()
         try:
             say("starting the scoring, join and learner workers", 0.0)
-            with _scoring_worker(serve_env, port, log_dir):
+            with scoring_worker(serve_env, port, log_dir / "scoring.log"):
                 started = time.monotonic()
                 sampler = threading.Thread(
                     target=_sample_weights, args=(store, stop, started, samples), daemon=True

@@ -25,7 +25,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["EmbeddedServicesError", "ManagedProcess", "free_loopback_port", "wait_for_port"]
+__all__ = [
+    "EmbeddedServicesError",
+    "ManagedProcess",
+    "free_loopback_port",
+    "stop_popen",
+    "wait_for_http",
+    "wait_for_port",
+]
 
 LOOPBACK = "127.0.0.1"
 
@@ -68,6 +75,31 @@ def wait_for_port(port: int, *, timeout: float, alive: Callable[[], bool] = lamb
             return True
         time.sleep(0.02)
     return False
+
+
+def wait_for_http(url: str, *, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Return True as soon as ``url`` (on 127.0.0.1) answers 200; False on timeout or once ``alive()`` is False."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - our own loopback URL
+            if r.status == 200:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def stop_popen(proc: subprocess.Popen[bytes], *, timeout: float = 15.0) -> int | None:
+    """SIGTERM a child we started, SIGKILL it if it outlives ``timeout``; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
 
 
 class ManagedProcess:

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from features.generator import generate_trips
 from features.loader import write_catalog
 from features.trip_update import TripState, TripUpdate, apply_update
 from smarttrip.cli.main import app as cli
+from stream._managed_process import stop_popen
 from stream.codec import decode_dead_letter
 from stream.embedded import EmbeddedServices, ensure_topics
 from stream.worker_process import WorkerProcess, free_port
@@ -229,11 +229,5 @@ def test_updates_reach_every_worker_within_seconds(services: EmbeddedServices, t
     finally:
         stop.set()
         store.close()
-        if workers.poll() is None:
-            workers.send_signal(signal.SIGTERM)
-            try:
-                workers.wait(20)
-            except subprocess.TimeoutExpired:
-                workers.kill()
-                workers.wait(10)
+        stop_popen(workers, timeout=20)
         agent.stop()

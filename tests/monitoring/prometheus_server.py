@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stream._managed_process import stop_popen, wait_for_http
 from stream.worker_process import free_port
 
 MISSING = (
@@ -85,24 +84,9 @@ def prometheus(
         )  # fmt: skip
     server = Prometheus(f"http://127.0.0.1:{port}", proc, log)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{server.url}/-/ready", timeout=1) as r:  # noqa: S310
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus did not start:\n{server.log_tail()}")
-            time.sleep(0.2)
+        if not wait_for_http(f"{server.url}/-/ready", timeout=30, alive=lambda: proc.poll() is None):
+            raise RuntimeError(f"prometheus did not start:\n{server.log_tail()}")
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_popen(proc)
         shutil.rmtree(work, ignore_errors=True)

@@ -15,16 +15,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import secrets
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +29,7 @@ import pytest
 from features.loader import write_catalog
 from sim.config import SimConfig
 from sim.driver import DriverResult, drive
+from sim.scoring_process import scoring_worker
 from sim.world import World
 from stream.embedded import EmbeddedServices
 from stream.worker_process import WorkerProcess, free_port
@@ -55,39 +52,6 @@ POLICIES = ("rules", "logistic", "linucb", "vw")
 def _experiment() -> str:
     variants: list[dict[str, Any]] = [{"name": p, "policy": p, "traffic": 0.25} for p in POLICIES]
     return json.dumps({"name": "monitoring", "salt": "monitoring-salt", "variants": variants})
-
-
-@contextmanager
-def _scoring_worker(env: dict[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(  # our own interpreter and module
-            [sys.executable, "-m", "scoring.server"],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"scoring worker not ready:\n{log_path.read_text(errors='replace')[-3000:]}"
-                )
-            time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 class _Traffic:
@@ -187,7 +151,7 @@ def test_dashboard_queries_return_data_and_redis_alert_fires(
     learner = WorkerProcess(stream_env, mode="learn", name="mon-learn")
     traffic: _Traffic | None = None
     try:
-        with _scoring_worker(serve_env, port, tmp_path / "scoring.log"):
+        with scoring_worker(serve_env, port, tmp_path / "scoring.log"):
             scrape = [
                 {"job_name": "stream-join", "static_configs": [{"targets": [f"127.0.0.1:{join.metrics_port}"]}]},
                 {"job_name": "stream-learner", "static_configs": [{"targets": [f"127.0.0.1:{learner.metrics_port}"]}]},
