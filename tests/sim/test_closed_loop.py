@@ -2,9 +2,11 @@
 
 Runs the in-process closed loop (:mod:`sim.closed_loop`: the scoring worker's
 policies and samplers, the streaming learners' configuration, the stream's
-delays) on three seeded configurations. Margins come from the spread of the
-same runs over seeds 0–4 (see the closing note of the demo issue): the
-smallest learned-over-rules ratio seen there was well above the bound used.
+delays) on three seeded configurations. Margins come from the same runs over
+seeds 0–4: the smallest learned-over-rules CTR ratio of any learner was 1.58
+(contrary tastes), 1.36 (weak bias) and 1.62 (after the drift) against the
+1.15 asserted; the drift cost every learner at least 0.40 of the oracle share
+and learning won back at least 0.14 by the end, against the 0.05 asserted.
 """
 
 from __future__ import annotations
