@@ -8,9 +8,10 @@ Gavaldà 2007, "Learning from time-changing data with adaptive windowing"):
     that policy's click-through rate on that segment.
 ``loss``
     every example's progressive loss, per (*learning* policy, segment),
-    computed before the model learns it: the Brier score ``(p̂ − click)²``
-    with ``p̂`` the logistic model's probability or LinUCB's mean clipped to
-    [0, 1]. Bounded in [0, 1], as ADWIN's cut test assumes. VW has no loss
+    computed before the model learns it: the Brier score ``(ê_k·r̂ − click)²``
+    with ``r̂`` the logistic model's probability or LinUCB's mean clipped to
+    [0, 1] and ``ê_k`` its examination estimate at the shown position (see
+    :func:`brier_losses`). Bounded in [0, 1], as ADWIN's cut test assumes. VW has no loss
     here (its predictions are a pmf over a slate, not a probability per row).
 
 ADWIN keeps an adaptive window and cuts it when two sub-windows' means differ
@@ -85,7 +86,7 @@ class DriftConfig:
         (ADWIN also flags tiny, significant changes on long windows).
     """
 
-    delta: float = 0.002
+    delta: float = 0.05
     respond: bool = True
     min_examples: int = 2000
     cooldown: int = 5000
@@ -125,15 +126,27 @@ class _Watch:
 
 
 def brier_losses(
-    learner: Learner, X: npt.NDArray[np.float64], clicked: npt.NDArray[np.bool_]
+    learner: Learner,
+    X: npt.NDArray[np.float64],
+    clicked: npt.NDArray[np.bool_],
+    positions: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64] | None:
-    """Per-example ``(p̂ − click)²`` of ``learner`` on ``X`` (None for learners without a probability)."""
+    """Per-example ``(ê_k · r̂ − click)²`` of ``learner`` on ``X`` (None for learners without a probability).
+
+    ``r̂`` is the learner's position-free relevance (logistic: its probability;
+    LinUCB: its mean clipped to [0, 1]); with ``positions`` it is multiplied by
+    the learner's examination estimate ``ê_k`` so the loss compares a click
+    probability at the shown position with the click.
+    """
     if isinstance(learner, LogisticLearner):
         p = learner.predict_proba_many(X)
     elif isinstance(learner, LinUCB):
         p = np.clip(learner.mean_many(X), 0.0, 1.0)
     else:
         return None
+    if positions is not None:
+        curve = learner.examination_curve
+        p = p * curve[np.minimum(np.asarray(positions, dtype=np.int64), len(curve) - 1)]
     return np.asarray((p - clicked.astype(np.float64)) ** 2, dtype=np.float64)
 
 
@@ -187,13 +200,14 @@ class DriftMonitor:
         learner: Learner,
         X: npt.NDArray[np.float64],
         rewards: npt.NDArray[np.float64],
+        positions: npt.ArrayLike | None = None,
     ) -> list[DriftEvent]:
         """Feed ``learner``'s loss on a batch it is about to learn; respond to a loss rise.
 
         Call before ``learner.learn_many(X, rewards, ...)``: the response then
         applies to the batch that revealed the drift.
         """
-        losses = brier_losses(learner, X, rewards > 0)
+        losses = brier_losses(learner, X, rewards > 0, positions)
         if losses is None:
             return []
         return self._respond(self._feed(policy, segment, "loss", losses), learner, "up")

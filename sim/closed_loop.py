@@ -210,7 +210,7 @@ def _learn(
     for policy in factories:
         learner = learners[(policy, p.segment)]
         if drift is not None:
-            drift.observe_model(policy, p.segment, learner, p.X, p.rewards)
+            drift.observe_model(policy, p.segment, learner, p.X, p.rewards, p.positions)
         learner.learn_many(p.X, p.rewards, positions=p.positions, propensities=p.propensities,
                            randomized=p.randomized)  # fmt: skip
 

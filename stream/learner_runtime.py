@@ -234,7 +234,9 @@ class LearnerRuntime:
             fresh.append((rec, ex))
         for served in {e.policy for _, e in fresh}:  # the click rate of each serving policy
             model = self._slot(served, segment).learner if served in self.policies else None
-            self.drift.observe_clicks(served, segment, [e.clicked for _, e in fresh if e.policy == served], model)
+            self.drift.observe_clicks(
+                served, segment, [e.clicked for _, e in fresh if e.policy == served], model
+            )
         for policy in self.policies:
             slot = self._slot(policy, segment)
             todo = [(r, e) for r, e in fresh if r.offset > slot.offsets.get(r.partition, -1)]
@@ -249,7 +251,10 @@ class LearnerRuntime:
             X = np.array([e.phi for _, e in todo], dtype=np.float64)
             rewards = np.array([e.reward for _, e in todo], dtype=np.float64)
             self._track_loss(policy, segment, slot, X, rewards)
-            self.drift.observe_model(policy, segment, slot.learner, X, rewards)  # may respond to a drift
+            positions = [e.position for _, e in todo]
+            self.drift.observe_model(
+                policy, segment, slot.learner, X, rewards, positions
+            )  # may respond to a drift
             slot.learner.learn_many(
                 X,
                 rewards,

@@ -35,7 +35,7 @@ SMARTTRIP_BOT_MAX_SLATES           most slates a session may show             50
 SMARTTRIP_BOT_STATE_TTL_S          idle time after which a session is forgot  3600
 SMARTTRIP_USER_CAP_EXAMPLES        examples per user per window (0 = no cap)  2000
 SMARTTRIP_USER_CAP_WINDOW_S        the cap's window (event time)              3600
-SMARTTRIP_DRIFT_DELTA              ADWIN confidence δ (smaller: fewer alarms) 0.002
+SMARTTRIP_DRIFT_DELTA              ADWIN confidence δ (smaller: fewer alarms) 0.05
 SMARTTRIP_DRIFT_RESPONSE           act on loss drift (1) or only report (0)   1
 SMARTTRIP_DRIFT_MIN_EXAMPLES       no response before a model saw this many   2000
 SMARTTRIP_DRIFT_COOLDOWN           examples between two responses of a model  5000
@@ -97,7 +97,7 @@ class StreamSettings:
     bot_state_ttl_s: float = 3600.0
     user_cap_examples: int = 2000
     user_cap_window_s: float = 3600.0
-    drift_delta: float = 0.002
+    drift_delta: float = 0.05
     drift_response: int = 1
     drift_min_examples: int = 2000
     drift_cooldown: int = 5000

@@ -154,6 +154,7 @@ class TrafficFilter:
             s.fast_clicks += 1
         s.last_click_ts = ev.ts
         request = ev.request_id if ev.request_id is not None else s.last_request
+        clicked_trips = 0
         if request is not None:
             trips = s.clicks.get(request)
             if trips is None:  # its impression is not here (yet): count it on its own
@@ -161,9 +162,10 @@ class TrafficFilter:
             if not trips:
                 s.clicked_slates += 1
             trips.add(ev.trip_id)
+            clicked_trips = len(trips)
             while len(s.clicks) > _RECENT:
                 s.clicks.popitem(last=False)
-        self._judge(ev.session_id, s)
+        self._judge(ev.session_id, s, clicked_trips)
 
     def expire(self) -> int:
         """Forget sessions idle for ``state_ttl_s`` of event time; returns how many."""
@@ -196,12 +198,13 @@ class TrafficFilter:
             s.recent_ids.popitem(last=False)
         return False
 
-    def _judge(self, session_id: str, s: _Session) -> None:
+    def _judge(self, session_id: str, s: _Session, clicked_trips: int = 0) -> None:
+        """Flag ``s`` if it breaks a rule (``clicked_trips``: of the slate just clicked)."""
         r = self.rules
         verdict: Rule | None = None
         if s.fast_clicks > r.max_fast_clicks:
             verdict = "fast_clicks"
-        elif any(len(trips) > r.max_clicks_per_slate for trips in s.clicks.values()):
+        elif clicked_trips > r.max_clicks_per_slate:
             verdict = "click_flood"
         elif s.slates >= r.min_slates_for_share and s.clicked_slates >= r.max_clicked_slate_share * s.slates:
             verdict = "click_through"

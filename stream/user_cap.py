@@ -69,20 +69,22 @@ class UserCap:
         """Whether one more example of ``user_id`` at event time ``ts`` may reach the learners."""
         if self.max_examples == 0:
             return True
-        window = math.floor(ts / self.window_s)
+        window = int(ts // self.window_s)
         if window > self._window:
             self._window = window
             self._expire()
-        current, count = self._users.get(user_id, (window, 0))
-        if window > current:
-            current, count = window, 0
-        # A late example of an older window is charged to the user's latest window
-        # (older counts are not kept): conservative, and the bound still holds.
-        if count >= self.max_examples:
-            return False
-        count += 1
-        self._users[user_id] = (current, count)
-        self._users.move_to_end(user_id)
+        entry = self._users.get(user_id)
+        if entry is None or window > entry[0]:
+            count = 1
+            self._users[user_id] = (window, 1)
+            self._users.move_to_end(user_id)  # keeps windows non-decreasing along the dict (expiry)
+        else:
+            # A late example of an older window is charged to the user's latest window
+            # (older counts are not kept): conservative, and the bound still holds.
+            count = entry[1] + 1
+            if count > self.max_examples:
+                return False
+            self._users[user_id] = (entry[0], count)
         if count == self.max_examples and self.on_capped is not None:
             self.on_capped(user_id)
         return True
