@@ -232,7 +232,8 @@ class LearnerRuntime:
             if len(recent) > _RECENT_IDS:
                 recent.popitem(last=False)
             fresh.append((rec, ex))
-        for served in {e.policy for _, e in fresh}:  # the click rate of each serving policy
+        # The click rate of each serving policy (known names only: labels and detectors stay bounded).
+        for served in sorted({e.policy for _, e in fresh} & {"rules", *self.policies}):
             model = self._slot(served, segment).learner if served in self.policies else None
             self.drift.observe_clicks(
                 served, segment, [e.clicked for _, e in fresh if e.policy == served], model
