@@ -179,6 +179,25 @@ class LinUCB(BaseLearner):
             return mean
         return mean + self.alpha * self._width(Xm)
 
+    def forget(self, keep: float) -> None:
+        """Keep a share ``keep`` of the evidence, and the estimate ``θ̂`` (a drift response).
+
+        ``A ← λI + keep·(A − λI)`` and ``b ← A θ̂``: the estimate is unchanged,
+        its confidence shrinks as if only ``keep`` of the examples had been
+        seen, so new examples move it ``1/keep`` times faster and the UCB
+        widths grow (more exploration) — exponential forgetting applied once.
+        """
+        if not (isinstance(keep, int | float) and not isinstance(keep, bool) and 0 < keep <= 1):
+            raise LearnerConfigError("keep", f"must be a number in (0, 1], got {keep!r}")
+        theta = self._theta().copy()
+        eye = np.eye(self.n_features)
+        A = self.ridge * eye + keep * (np.linalg.inv(self._A_inv) - self.ridge * eye)
+        A = 0.5 * (A + A.T)
+        self._A_inv = np.asarray(np.linalg.inv(A), dtype=np.float64)
+        self._A_inv = 0.5 * (self._A_inv + self._A_inv.T)
+        self._b = A @ theta
+        self._theta_cache = None
+
     # -- training
     def _learn_row(
         self, x: FloatArray, reward: float, examination: float, weight: float, propensity: float

@@ -221,6 +221,14 @@ class LogisticLearner(BaseLearner):
         z = self.score_many(X)
         return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
+    def restart_schedule(self) -> None:
+        """Restart the learning-rate schedule at step 0 (``lr`` again), keeping the weights.
+
+        The drift response of :mod:`bandit.drift`: after a change in tastes the
+        decayed rate ``lr / (t + 1)^lr_power`` would take long to move the weights.
+        """
+        self._model.optimizer.n_iterations = 0
+
     # -- training
     def _learn_row(
         self, x: FloatArray, reward: float, examination: float, weight: float, propensity: float

@@ -98,3 +98,16 @@ class LearnerMetrics:
             ["topic"],
             registry=r,
         )
+        self.drift_events = Counter(
+            "smarttrip_learner_drift_events_total",
+            "ADWIN drift detections by policy, segment, signal (clicks of the serving policy, "
+            "loss of the learning policy) and direction (up, down).",
+            ["policy", "segment", "signal", "direction"],
+            registry=r,
+        )
+        self.drift_responses = Counter(
+            "smarttrip_learner_drift_responses_total",
+            "Drift responses applied to a model (restart_lr, forget).",
+            ["policy", "segment", "action"],
+            registry=r,
+        )

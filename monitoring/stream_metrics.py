@@ -76,6 +76,30 @@ class StreamMetrics:
             buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900),
             registry=r,
         )
+        self.filtered_sessions = Counter(
+            "smarttrip_stream_filtered_sessions_total",
+            "Sessions flagged by a bot rule (fast_clicks, click_flood, click_through, long_session, "
+            "many_slates); their examples never reach the learners.",
+            ["reason"],
+            registry=r,
+        )
+        self.filtered_examples = Counter(
+            "smarttrip_stream_filtered_examples_total",
+            "Examples not emitted to the learners, by reason (a bot rule, or user_cap).",
+            ["reason"],
+            registry=r,
+        )
+        self.capped_users = Counter(
+            "smarttrip_stream_capped_users_total",
+            "Times a user reached the per-user example cap within a window.",
+            registry=r,
+        )
+        self.quality_tracked = Gauge(
+            "smarttrip_stream_quality_tracked",
+            "Entries held by the traffic-quality state (sessions, users) before expiry.",
+            ["kind"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "smarttrip_stream_batch_seconds",
             "Time to process one micro-batch.",

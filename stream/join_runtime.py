@@ -32,6 +32,7 @@ from stream.codec import decode_impression, decode_interaction, encode
 from stream.errors import EventError
 from stream.events import DeadLetter
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
+from stream.quality_gate import QualityGate
 from stream.session import SessionState
 from stream.settings import StreamSettings
 
@@ -149,6 +150,9 @@ class JoinRuntime:
             impressions_topic=settings.topic_impressions,
             interactions_topic=settings.topic_interactions,
         )
+        self.gate = QualityGate.from_settings(
+            settings, metrics
+        )  # bot rules and user cap (stream.quality_gate)
         self._table: MutableMapping[str, bytes] = {} if table is None else table
         self._changelog = changelog_topic
         self._clock = clock
@@ -208,10 +212,12 @@ class JoinRuntime:
             if rec.topic == s.topic_impressions:
                 imp = decode_impression(raw)
                 self._saw(rec.topic, imp.ts, now)
+                self.gate.observe(imp)
                 outcomes = self._join.on_impression(imp)
             elif rec.topic == s.topic_interactions:
                 ev = decode_interaction(raw)
                 self._saw(rec.topic, ev.ts, now)
+                self.gate.observe(ev)
                 outcomes = self._join.on_interaction(ev)
             else:
                 raise EventError("topic", f"not a join input: {rec.topic!r}")
@@ -259,6 +265,8 @@ class JoinRuntime:
         for o in outcomes:
             if isinstance(o, Emitted):
                 ex = o.example
+                if self.gate.admit(ex) is not None:  # a filtered session or a capped user: counted, not sent
+                    continue
                 out.append(Output(topic, ex.segment.encode(), encode(ex, validate=False)))
                 if ex.revision:
                     corrections += 1

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bandit import LinUCB, LogisticLearner, VWPolicy, learner_from_bytes
+from bandit.drift import DriftConfig, DriftEvent, DriftMonitor
 from bandit.protocol import Learner
 from features.phi import D
 from monitoring.learner_metrics import LearnerMetrics
@@ -140,6 +141,12 @@ class LearnerRuntime:
         self._recent: dict[str, OrderedDict[tuple[str, int], None]] = {}
         self._since_publish = 0
         self._last_publish = clock()
+        s = settings  # drift detectors and their response (bandit.drift)
+        self.drift = DriftMonitor(
+            DriftConfig(delta=s.drift_delta, respond=bool(s.drift_response), min_examples=s.drift_min_examples,
+                        cooldown=s.drift_cooldown, linucb_keep=s.drift_linucb_keep, min_change=s.drift_min_change),
+            on_event=self._on_drift,
+        )  # fmt: skip
 
     # -- state
     def model(self, policy: str, segment: str) -> Learner:
@@ -233,6 +240,12 @@ class LearnerRuntime:
             if len(recent) > _RECENT_IDS:
                 recent.popitem(last=False)
             fresh.append((rec, ex))
+        # The click rate of each serving policy (known names only: labels and detectors stay bounded).
+        for served in sorted({e.policy for _, e in fresh} & {"rules", *self.policies}):
+            model = self._slot(served, segment).learner if served in self.policies else None
+            self.drift.observe_clicks(
+                served, segment, [e.clicked for _, e in fresh if e.policy == served], model
+            )
         for policy in self.policies:
             slot = self._slot(policy, segment)
             todo = [(r, e) for r, e in fresh if r.offset > slot.offsets.get(r.partition, -1)]
@@ -247,6 +260,10 @@ class LearnerRuntime:
             X = np.array([e.phi for _, e in todo], dtype=np.float64)
             rewards = np.array([e.reward for _, e in todo], dtype=np.float64)
             self._track_loss(policy, segment, slot, X, rewards)
+            positions = [e.position for _, e in todo]
+            self.drift.observe_model(
+                policy, segment, slot.learner, X, rewards, positions
+            )  # may respond to a drift
             slot.learner.learn_many(
                 X,
                 rewards,
@@ -276,6 +293,14 @@ class LearnerRuntime:
         else:
             return
         self.metrics.loss.labels(policy, segment).set(slot.add_loss(loss, len(y)))
+
+    def _on_drift(self, ev: DriftEvent) -> None:
+        self.metrics.drift_events.labels(ev.policy, ev.segment, ev.signal, ev.direction).inc()
+        if ev.response is not None:
+            self.metrics.drift_responses.labels(ev.policy, ev.segment, ev.response).inc()
+        log.warning("drift: %s %s on %s/%s, mean %.4f -> %.4f after %d examples; response: %s",
+                    ev.signal, ev.direction, ev.policy, ev.segment, ev.before, ev.after, ev.seen,
+                    ev.response or "none")  # fmt: skip
 
     # -- publishing
     def publish_due(self) -> bool:

@@ -27,6 +27,23 @@ SMARTTRIP_LOG_EPOCH                id of the examples log the offsets refer   0
 SMARTTRIP_TRIPS_PARTITIONS         partitions of the compacted trips topic    1
 SMARTTRIP_CATALOG_INTERVAL_S       catalog agent: least time between versions 1
 SMARTTRIP_CATALOG_HISTORY          catalog versions kept in Redis             5
+SMARTTRIP_TRAFFIC_FILTER           bot rules in the join (1 on, 0 off)        1
+SMARTTRIP_BOT_MIN_CLICK_GAP_S      a click this soon after the last is fast   0.25
+SMARTTRIP_BOT_MAX_FAST_CLICKS      fast clicks a session may have             8
+SMARTTRIP_BOT_MAX_CLICKS_PER_SLATE distinct clicked trips one slate may have  8
+SMARTTRIP_BOT_MAX_CLICKED_SLATE_SHARE  share of slates clicked that flags ... 0.95
+SMARTTRIP_BOT_MIN_SLATES_FOR_SHARE ... once the session has this many slates  10
+SMARTTRIP_BOT_MAX_SESSION_S        longest plausible session (event time)     14400
+SMARTTRIP_BOT_MAX_SLATES           most slates a session may show             500
+SMARTTRIP_BOT_STATE_TTL_S          idle time after which a session is forgot  3600
+SMARTTRIP_USER_CAP_EXAMPLES        examples per user per window (0 = no cap)  2000
+SMARTTRIP_USER_CAP_WINDOW_S        the cap's window (event time)              3600
+SMARTTRIP_DRIFT_DELTA              ADWIN confidence δ (smaller: fewer alarms) 0.05
+SMARTTRIP_DRIFT_RESPONSE           act on loss drift (1) or only report (0)   1
+SMARTTRIP_DRIFT_MIN_EXAMPLES       no response before a model saw this many   2000
+SMARTTRIP_DRIFT_COOLDOWN           examples between two responses of a model  5000
+SMARTTRIP_DRIFT_LINUCB_KEEP        LinUCB: share of evidence kept at a drift  0.1
+SMARTTRIP_DRIFT_MIN_CHANGE         smallest relative change that is answered  0.1
 =================================  =========================================  ===========
 
 Topic names: SMARTTRIP_TOPIC_IMPRESSIONS, _INTERACTIONS, _EXAMPLES, _DEADLETTER, _TRIPS.
@@ -72,6 +89,23 @@ class StreamSettings:
     min_examples: int = 0
     max_abs_weight: float = 1000.0
     log_epoch: str = "0"
+    traffic_filter: int = 1
+    bot_min_click_gap_s: float = 0.25
+    bot_max_fast_clicks: int = 8
+    bot_max_clicks_per_slate: int = 8
+    bot_max_clicked_slate_share: float = 0.95
+    bot_min_slates_for_share: int = 10
+    bot_max_session_s: float = 14400.0
+    bot_max_slates: int = 500
+    bot_state_ttl_s: float = 3600.0
+    user_cap_examples: int = 2000
+    user_cap_window_s: float = 3600.0
+    drift_delta: float = 0.05
+    drift_response: int = 1
+    drift_min_examples: int = 2000
+    drift_cooldown: int = 5000
+    drift_linucb_keep: float = 0.1
+    drift_min_change: float = 0.1
     topic_impressions: str = "impressions"
     topic_interactions: str = "interactions"
     topic_examples: str = "examples"
@@ -95,8 +129,47 @@ class StreamSettings:
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
+        self._check_quality()
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError(f"{ENV_PREFIX}METRICS_PORT: must be a port number, got {self.metrics_port}")
+
+    def _check_quality(self) -> None:
+        for name in ("traffic_filter", "drift_response"):
+            if getattr(self, name) not in (0, 1):
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be 0 or 1, got {getattr(self, name)}")
+        for name in (
+            "bot_max_fast_clicks",
+            "bot_max_clicks_per_slate",
+            "bot_min_slates_for_share",
+            "bot_max_slates",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1, got {getattr(self, name)}")
+        for name in ("user_cap_examples", "drift_min_examples", "drift_cooldown"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 0, got {getattr(self, name)}")
+        for name in ("bot_max_session_s", "bot_state_ttl_s", "user_cap_window_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
+        if not self.bot_min_click_gap_s >= 0:
+            raise SettingsError(
+                f"{ENV_PREFIX}BOT_MIN_CLICK_GAP_S: must be >= 0, got {self.bot_min_click_gap_s}"
+            )
+        for name in ("bot_max_clicked_slate_share", "drift_linucb_keep"):
+            if not 0 < getattr(self, name) <= 1:
+                raise SettingsError(
+                    f"{ENV_PREFIX}{name.upper()}: must be in (0, 1], got {getattr(self, name)}"
+                )
+        if not self.drift_min_change >= 0:
+            raise SettingsError(f"{ENV_PREFIX}DRIFT_MIN_CHANGE: must be >= 0, got {self.drift_min_change}")
+        if not 0 < self.drift_delta < 1:
+            raise SettingsError(f"{ENV_PREFIX}DRIFT_DELTA: must be in (0, 1), got {self.drift_delta}")
+        live = self.join_window_s + self.allowed_lateness_s + self.watermark_delay_s
+        if self.traffic_filter and self.bot_state_ttl_s < live:
+            raise SettingsError(
+                f"{ENV_PREFIX}BOT_STATE_TTL_S: must be >= join window + allowed lateness + watermark delay "
+                f"({live:g} s) so a verdict outlives the session's examples, got {self.bot_state_ttl_s:g}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> StreamSettings:

@@ -1,0 +1,129 @@
+"""What the join lets through to the learners: bot rules per session, then a per-user cap.
+
+:class:`QualityGate` sees every decoded impression and interaction before the
+join does (:meth:`QualityGate.observe`) and every example the join is about
+to emit (:meth:`QualityGate.admit`). An example is dropped when its session
+is flagged by :class:`stream.traffic_filter.TrafficFilter` (reason: the
+rule's name) or when its user is over :class:`stream.user_cap.UserCap`
+(reason ``user_cap``). Flagged sessions never reach the cap, so a bot does
+not use up anyone's allowance. Both are counted in the join worker's metrics:
+sessions flagged by rule, examples dropped by reason, users capped.
+
+The same object runs in the Faust join worker (:mod:`stream.join_runtime`)
+and in the in-process simulator (:mod:`sim.closed_loop`).
+
+>>> from stream.events import Interaction
+>>> gate = QualityGate(cap=UserCap(max_examples=1, window_s=60.0))
+>>> gate.observe(Interaction("e1", "s1", "t1", "click", 10.0))
+>>> gate.admit_parts("s1", "u1", 10.0), gate.admit_parts("s1", "u1", 11.0)
+(None, 'user_cap')
+"""
+
+from __future__ import annotations
+
+import logging
+
+from monitoring.stream_metrics import StreamMetrics
+from stream.events import Example, Impression, Interaction
+from stream.settings import StreamSettings
+from stream.traffic_filter import Rule, TrafficFilter, TrafficRules
+from stream.user_cap import UserCap
+
+__all__ = ["QualityGate"]
+
+log = logging.getLogger(__name__)
+
+
+class QualityGate:
+    """Session rules and the user cap, with their counters.
+
+    Parameters
+    ----------
+    rules
+        Bot rules; None switches session filtering off.
+    cap
+        The per-user cap; None switches it off.
+    metrics
+        The join worker's metrics (None: count nothing, e.g. in the simulator).
+    """
+
+    def __init__(
+        self,
+        *,
+        rules: TrafficRules | None = None,
+        cap: UserCap | None = None,
+        metrics: StreamMetrics | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.filter = None if rules is None else TrafficFilter(rules, on_flag=self._flagged)
+        self.cap = cap
+        if cap is not None:
+            cap.on_capped = self._capped
+        self.dropped: dict[str, int] = {}
+        self.flagged: dict[str, int] = {}
+
+    @classmethod
+    def from_settings(cls, settings: StreamSettings, metrics: StreamMetrics | None = None) -> QualityGate:
+        """The gate the settings describe (``SMARTTRIP_TRAFFIC_FILTER``, ``SMARTTRIP_BOT_*``, ``SMARTTRIP_USER_CAP_*``)."""
+        s = settings
+        rules = (
+            TrafficRules(
+                min_click_gap_s=s.bot_min_click_gap_s,
+                max_fast_clicks=s.bot_max_fast_clicks,
+                max_clicks_per_slate=s.bot_max_clicks_per_slate,
+                max_clicked_slate_share=s.bot_max_clicked_slate_share,
+                min_slates_for_share=s.bot_min_slates_for_share,
+                max_session_s=s.bot_max_session_s,
+                max_slates=s.bot_max_slates,
+                state_ttl_s=s.bot_state_ttl_s,
+            )
+            if s.traffic_filter
+            else None
+        )
+        cap = (
+            UserCap(max_examples=s.user_cap_examples, window_s=s.user_cap_window_s)
+            if s.user_cap_examples
+            else None
+        )
+        return cls(rules=rules, cap=cap, metrics=metrics)
+
+    def observe(self, record: Impression | Interaction) -> None:
+        """Feed one decoded input record to the session rules."""
+        if self.filter is None:
+            return
+        if isinstance(record, Impression):
+            self.filter.observe_impression(record)
+        else:
+            self.filter.observe_interaction(record)
+        if self.metrics is not None:
+            self.metrics.quality_tracked.labels("sessions").set(len(self.filter))
+
+    def admit(self, example: Example) -> str | None:
+        """None if ``example`` may reach the learners, else the reason it is dropped (counted)."""
+        return self.admit_parts(example.session_id, example.user_id, example.ts)
+
+    def admit_parts(self, session_id: str, user_id: str, ts: float) -> str | None:
+        """:meth:`admit` from the fields it uses."""
+        reason: str | None = None if self.filter is None else self.filter.verdict(session_id)
+        if reason is None and self.cap is not None and not self.cap.admit(user_id, ts):
+            reason = "user_cap"
+        if reason is not None:
+            self.dropped[reason] = self.dropped.get(reason, 0) + 1
+            if self.metrics is not None:
+                self.metrics.filtered_examples.labels(reason).inc()
+        return reason
+
+    def _flagged(self, session_id: str, rule: Rule) -> None:
+        self.flagged[rule] = self.flagged.get(rule, 0) + 1
+        if self.metrics is not None:
+            self.metrics.filtered_sessions.labels(rule).inc()
+        log.info("session %s filtered: %s", session_id, rule)
+
+    def _capped(self, user_id: str) -> None:
+        self.flagged["user_cap"] = self.flagged.get("user_cap", 0) + 1
+        if self.metrics is not None:
+            self.metrics.capped_users.inc()
+            if self.cap is not None:
+                self.metrics.quality_tracked.labels("users").set(len(self.cap))
+        log.info("user %s reached the cap of %d examples per %g s", user_id,
+                 self.cap.max_examples if self.cap else 0, self.cap.window_s if self.cap else 0.0)  # fmt: skip
