@@ -16,7 +16,7 @@ the baseline the join benchmark measures in the same run.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,7 +46,15 @@ class StreamApp:
 
 
 def new_faust_app(settings: StreamSettings, app_id: str) -> faust.App:
-    """A Faust app with the stream settings every worker shares (group timeouts, partitions)."""
+    """A Faust app with the stream settings every worker shares (group timeouts, partitions).
+
+    Throughput settings (measured with ``smarttrip bench join``/``freshness``;
+    the bare counting agent gets the same ones, so its ratio stays honest):
+    producer batches of up to ``producer_batch_bytes`` — with Faust's default
+    of 16 KiB every ~30 examples filled a batch and the agent waited for the
+    broker's round trip before it could add more — and fetches of up to
+    ``fetch_bytes`` per partition with a stream buffer to match.
+    """
     return faust.App(
         app_id,
         broker=settings.broker_url,
@@ -57,6 +65,10 @@ def new_faust_app(settings: StreamSettings, app_id: str) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_s,
         broker_rebalance_timeout=settings.session_timeout_s,
         consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=settings.fetch_bytes,
+        stream_buffer_maxsize=settings.stream_buffer,
+        producer_max_batch_size=settings.producer_batch_bytes,
+        producer_max_request_size=max(settings.producer_batch_bytes, 1_000_000),
         # Standbys would replay other workers' changelogs into this one's store.
         table_standby_replicas=0,
         web_enabled=False,
@@ -86,8 +98,12 @@ def create_app(
         async def count(stream: Any) -> AsyncIterator[None]:
             quiet_client_logs()
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+                counts: dict[str, int] = {}  # counted per batch, as the join does
                 for event in events:
-                    metrics.events.labels(event.message.topic, "ok").inc()
+                    topic = event.message.topic
+                    counts[topic] = counts.get(topic, 0) + 1
+                for topic, n in counts.items():
+                    metrics.events.labels(topic, "ok").inc(n)
                 yield None
 
         return StreamApp(app, settings, metrics, None)
@@ -146,16 +162,61 @@ def create_app(
 
 
 async def send_outputs(app: faust.App, records: Iterable[Output]) -> None:
-    """Produce outputs straight through the aiokafka producer underneath Faust.
+    """Produce outputs straight through the aiokafka producer underneath Faust, in bulk.
 
     Faust's ``send_soon`` buffer holds 100 messages with a future each; at ten
-    examples per slate it was the join's bottleneck. aiokafka appends each
-    record to its open batch for the partition. Delivery stays at-least-once:
-    Faust flushes that producer before every offset commit.
+    examples per slate it was the join's bottleneck, and so was aiokafka's
+    ``send`` (a coroutine, a partitioner call and a future per record). Here
+    the records are grouped by (topic, partition) in order, appended to one
+    record batch per group and handed over with ``send_batch``: per record
+    only the batch append remains. Partitions are the producer's own
+    partitioner's (murmur2 of the key, as ``send`` would choose), cached per
+    repeated key (examples are keyed by segment). Order within a partition is
+    kept. Delivery stays at-least-once: Faust flushes that producer — every
+    batch it holds — before every offset commit.
     """
     producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka
+    groups: dict[tuple[str, int], list[Output]] = {}
+    partitions = _partitioner(app, producer)
     for o in records:
-        await producer.send(o.topic, o.value, key=o.key)
+        key = (o.topic, await partitions(o.topic, o.key))
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [o]
+        else:
+            group.append(o)
+    for (topic, partition), outs in groups.items():
+        batch = producer.create_batch()
+        for o in outs:
+            if batch.append(key=o.key, value=o.value, timestamp=None) is None:  # full: ship it, start anew
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = producer.create_batch()
+                batch.append(key=o.key, value=o.value, timestamp=None)  # a first record always fits
+        await producer.send_batch(batch, topic, partition=partition)
+
+
+_KEY_CACHE_SIZE = 4096
+
+
+def _partitioner(app: faust.App, producer: Any) -> Callable[[str, bytes], Awaitable[int]]:
+    """The producer's partition for (topic, key), with repeated keys cached on the app."""
+    cache: dict[tuple[str, bytes], int] | None = getattr(app, "_smarttrip_partitions", None)
+    if cache is None:
+        cache = {}
+        app._smarttrip_partitions = cache  # type: ignore[attr-defined]
+
+    async def partition(topic: str, key: bytes) -> int:
+        hit = cache.get((topic, key))
+        if hit is not None:
+            return hit
+        await producer.client._wait_on_metadata(topic)  # what send() does first
+        p = int(producer._partition(topic, None, key, None, key, None))
+        if len(cache) >= _KEY_CACHE_SIZE:
+            cache.clear()
+        cache[(topic, key)] = p
+        return p
+
+    return partition
 
 
 def quiet_client_logs() -> None:
