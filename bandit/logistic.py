@@ -60,7 +60,7 @@ from river import linear_model, optim, utils
 from bandit._format import Unpacked, require
 from bandit.errors import LearnerConfigError, ModelFormatError
 from bandit.position_bias import PositionBias
-from bandit.protocol import DEFAULT_FEATURES, BaseLearner, as_matrix, prior_vector, register
+from bandit.protocol import DEFAULT_FEATURES, BaseLearner, Batch, as_matrix, prior_vector, register
 
 __all__ = ["INTERCEPT_FEATURE", "LogisticLearner", "SoftLabelLog"]
 
@@ -234,7 +234,20 @@ class LogisticLearner(BaseLearner):
         self, x: FloatArray, reward: float, examination: float, weight: float, propensity: float
     ) -> None:
         label = (1.0 if reward > 0 else 0.0) / examination
-        self._model.learn_one(dict(zip(self.feature_names, x.tolist(), strict=True)), label, weight)
+        self._step(dict(zip(self.feature_names, x.tolist(), strict=True)), label, weight)
+
+    def _learn_rows(self, batch: Batch, examination: FloatArray, weight: FloatArray) -> None:
+        # The loop of _learn_row with the numpy → Python conversions done once per batch.
+        names = self.feature_names
+        clicked = (batch.rewards > 0).tolist()
+        for row, click, exam, w in zip(
+            batch.X.tolist(), clicked, examination.tolist(), weight.tolist(), strict=True
+        ):
+            self._step(dict(zip(names, row, strict=True)), (1.0 if click else 0.0) / exam, w)
+
+    def _step(self, x: dict[str, float], label: float, weight: float) -> None:
+        """One River SGD step, then the projection onto the weight bounds."""
+        self._model.learn_one(x, label, weight)
         wd = self._model._weights
         bound = self.weight_bound
         if wd.max() > bound or wd.min() < -bound:

@@ -271,17 +271,19 @@ class VWPolicy(BaseLearner):
 
     def _learn_rows(self, batch: Batch, examination: FloatArray, weight: FloatArray) -> None:
         shared = self._pending_shared or [[] for _ in range(len(batch))]
-        props = batch.propensities
-
-        def probability(i: int) -> float:
-            return float(props[i]) if self.importance_weights else 1.0
-
+        # Per-batch numpy work once; per row only the VW objects (same features, labels, order).
+        X32 = batch.X.astype(np.float32)
+        nonzero = X32 != 0
+        costs = (-batch.rewards / examination).tolist()
+        probs = batch.propensities.tolist() if self.importance_weights else [1.0] * len(batch)
+        weights = weight.tolist()
+        index = self._index
         for i in range(len(batch)):
-            label = vw.CBLabel(
-                label=(0, -float(batch.rewards[i]) / float(examination[i]), probability(i)),
-                weight=float(weight[i]),
-            )
-            self._ws.learn_one(shared[i] + self._actions(batch.X[i : i + 1], [label]))
+            mask = nonzero[i]
+            ex = vw.Example()
+            ex["a"].push_many_features(index[mask], X32[i][mask])
+            ex.set_label(vw.CBLabel(label=(0, costs[i], probs[i]), weight=weights[i]))
+            self._ws.learn_one([*shared[i], ex])
 
     def _learn_row(
         self, x: FloatArray, reward: float, examination: float, weight: float, propensity: float

@@ -184,8 +184,12 @@ class JoinRuntime:
         out: list[Output] = []
         if records:
             self._last_input = now
+        counts: dict[tuple[str, str], int] = {}  # (topic, outcome) -> events: one counter call per batch
         for rec in records:
-            self._one(rec, now, out)
+            key = (rec.topic, self._one(rec, now, out))
+            counts[key] = counts.get(key, 0) + 1
+        for (topic, outcome), n in counts.items():
+            self.metrics.events.labels(topic, outcome).inc(n)
         self._advance(now, out)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return out
@@ -203,7 +207,8 @@ class JoinRuntime:
         self._flush_state(out)
         return out
 
-    def _one(self, rec: RawRecord, now: float, out: list[Output]) -> None:
+    def _one(self, rec: RawRecord, now: float, out: list[Output]) -> str:
+        """Decode and join one record; returns its outcome (``ok`` or ``deadletter``)."""
         s = self.settings
         raw = rec.value if rec.value is not None else b""
         try:
@@ -223,18 +228,16 @@ class JoinRuntime:
                 raise EventError("topic", f"not a join input: {rec.topic!r}")
         except EventError as err:
             self._dead_letter(DeadLetter.from_error(raw, err, source_topic=rec.topic, ts=now), out)
-            self.metrics.events.labels(rec.topic, "deadletter").inc()
-            return
+            return "deadletter"
         except Exception as exc:  # a bug must not stop the agent: keep the record for analysis
             log.exception("join failed on a record of %s", rec.topic)
             dl = DeadLetter.from_bytes(
                 raw, source_topic=rec.topic, reason="processing_error", stage="join", detail=repr(exc), ts=now
             )
             self._dead_letter(dl, out)
-            self.metrics.events.labels(rec.topic, "deadletter").inc()
-            return
-        self.metrics.events.labels(rec.topic, "ok").inc()
+            return "deadletter"
         self._handle(outcomes, now, out)
+        return "ok"
 
     def _saw(self, topic: str, ts: float, now: float) -> None:
         seen = self._topic_clock.get(topic)

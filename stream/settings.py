@@ -15,6 +15,10 @@ SMARTTRIP_ALLOWED_LATENESS_S       how long closed slates accept corrections  30
 SMARTTRIP_IDLE_S                   idle partition: event time follows clock   2
 SMARTTRIP_BATCH_SIZE               events per micro-batch                     500
 SMARTTRIP_BATCH_WITHIN_S           longest wait to fill a micro-batch         0.05
+SMARTTRIP_EVENT_LOOP               asyncio or uvloop (if installed)           uvloop
+SMARTTRIP_FETCH_BYTES              most bytes fetched per partition           4194304
+SMARTTRIP_STREAM_BUFFER            events buffered ahead of an agent          16384
+SMARTTRIP_PRODUCER_BATCH_BYTES     largest producer record batch              1048576
 SMARTTRIP_METRICS_PORT             Prometheus port (0 = none)                 0
 SMARTTRIP_METRICS_ADDR             address the metrics port binds             127.0.0.1
 SMARTTRIP_REDIS_URL                the model store (learner worker)           redis://127.0.0.1:6379/0
@@ -80,6 +84,10 @@ class StreamSettings:
     idle_s: float = 2.0
     batch_size: int = 500
     batch_within_s: float = 0.05
+    event_loop: str = "uvloop"
+    fetch_bytes: int = 4 * 1024 * 1024
+    stream_buffer: int = 16384
+    producer_batch_bytes: int = 1024 * 1024
     metrics_port: int = 0
     metrics_addr: str = "127.0.0.1"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -116,7 +124,8 @@ class StreamSettings:
     catalog_history: int = 5
 
     def __post_init__(self) -> None:
-        for name in ("partitions", "batch_size", "publish_every_n", "trips_partitions", "catalog_history"):
+        for name in ("partitions", "batch_size", "publish_every_n", "trips_partitions", "catalog_history",
+                     "fetch_bytes", "stream_buffer", "producer_batch_bytes"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be >= 1, got {getattr(self, name)}")
         for name in (
@@ -130,6 +139,8 @@ class StreamSettings:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
         self._check_quality()
+        if self.event_loop not in ("asyncio", "uvloop"):
+            raise SettingsError(f"{ENV_PREFIX}EVENT_LOOP: must be asyncio or uvloop, got {self.event_loop!r}")
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError(f"{ENV_PREFIX}METRICS_PORT: must be a port number, got {self.metrics_port}")
 

@@ -40,7 +40,10 @@ def run_worker(
     import faust
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from stream.faust_app import use_event_loop
+
     logging.basicConfig(level=loglevel)
+    use_event_loop(settings)
     registry: CollectorRegistry
     if mode == "learn":
         from stream.learner_app import create_learner_app
