@@ -196,6 +196,13 @@ class LearnerRuntime:
                 log.warning("model %s/%s refers to log epoch %r; now %r", policy, segment,
                             record.meta.log_epoch, self.settings.log_epoch)  # fmt: skip
                 return _Slot(learner_from_bytes(record.model_bytes), record.version, {})
+            slot = _Slot(self.policies[policy]())
+            # Store the model before it learns anything. A restart resumes each partition at the
+            # lowest offset its *stored* models have learned; a model that learned but never reached
+            # the store would have its records skipped. Stored with no offsets, it makes a restart
+            # read its partition from the start (the other models skip what they already learned).
+            self._publish_one(policy, segment, slot)
+            return slot
         return _Slot(self.policies[policy]())
 
     # -- learning
