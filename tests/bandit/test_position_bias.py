@@ -96,3 +96,21 @@ def test_bad_configuration_is_named(kwargs: dict[str, float], message: str) -> N
     with pytest.raises(LearnerConfigError) as info:
         ExaminationEstimator(**kwargs)  # type: ignore[arg-type]
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("mode", ["estimated", "naive", "discount", "none", [1.0, 0.6, 0.3]])
+def test_step_many_equals_the_loop_of_step(mode: object) -> None:
+    rng = np.random.default_rng(11)
+    for trial in range(20):
+        n = int(rng.integers(0, 300))
+        positions = rng.integers(0, 30, n).astype(np.int64)
+        clicked = rng.random(n) < 0.3
+        randomized = rng.random(n) < (0.02 if trial % 2 else 0.4)
+        batch, loop = PositionCorrection(mode), PositionCorrection(mode)  # type: ignore[arg-type]
+        for _ in range(2):  # twice: the second batch starts from the state the first left
+            exam, weight = batch.step_many(positions, clicked, randomized)
+            steps = [loop.step(int(p), clicked=bool(c), randomized=bool(r))
+                     for p, c, r in zip(positions, clicked, randomized, strict=True)]  # fmt: skip
+            assert exam.tolist() == [e for e, _ in steps] and weight.tolist() == [w for _, w in steps]
+            np.testing.assert_array_equal(batch.estimator.views, loop.estimator.views)
+            np.testing.assert_array_equal(batch.estimator.clicks, loop.estimator.clicks)
