@@ -223,11 +223,12 @@ class PositionCorrection:
         """
         n = len(positions)
         pos = np.asarray(positions, dtype=np.int64)
-        exam, weight = np.ones(n), np.ones(n)
+        exam: npt.NDArray[np.float64] = np.ones(n)
+        weight: npt.NDArray[np.float64] = np.ones(n)
         if self.mode == "naive":
-            exam = 1.0 / (1.0 + pos)
+            exam = np.divide(1.0, 1.0 + pos, dtype=np.float64)
         elif self.mode == "discount":
-            weight = 1.0 / (1.0 + pos)
+            weight = np.divide(1.0, 1.0 + pos, dtype=np.float64)
         elif self._fixed is not None:
             exam = self._fixed[np.minimum(pos, len(self._fixed) - 1)]
         est = self.estimator
