@@ -304,6 +304,7 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": _ok("Unpinned"),
                     "404": _ok("Unknown model", _ref("Error")),
+                    "422": _ERRORS["422"],
                     **_AUTH_ERRORS,
                 },
             },
