@@ -12,7 +12,8 @@ the measured run. The resident set size (RSS, ``/proc/PID/status``) of every
 process is read after the warm-up and at the end; consumer lag of both stream
 workers is read at the end and again after a short drain. Errors are HTTP
 answers other than 200/202, client-side failures (timeouts, resets) and
-processes that died. Targets (issue 11): ``rate`` ranks/s sustained (≥ 98 %),
+processes that died. The run is fixed-length: requests the loop could not
+take in time are not sent but counted (``unsent``). Targets (issue 11): ``rate`` ranks/s sustained (≥ 98 %),
 0 errors, RSS growth < 10 % after warm-up for our processes (the embedded
 broker keeps its whole log in memory, so its growth is reported, not judged).
 """
@@ -74,6 +75,7 @@ class SoakResult:
     latency_ms: dict[str, float]
     errors: dict[str, int]
     events_posted: int
+    unsent: int
     rss_start: dict[str, int | None]
     rss_end: dict[str, int | None]
     lag_end: dict[str, float]
@@ -117,6 +119,7 @@ class SoakResult:
             "latency_ms": self.latency_ms,
             "errors": self.errors,
             "events_posted": self.events_posted,
+            "unsent": self.unsent,
             "rss_start": self.rss_start,
             "rss_end": self.rss_end,
             "rss_growth": {n: self.rss_growth(n) for n in self.rss_start},
@@ -208,13 +211,13 @@ def run(
                     "driver": os.getpid(),
                 }
                 warm = asyncio.run(
-                    drive(warm_world, url, token, seed=seed,
+                    drive(warm_world, url, token, seed=seed, stop_after_s=warmup_s,
                           progress=lambda t: say("warm-up", min(1.0, t / max(warmup_s, 1e-9))))
                 )  # fmt: skip
                 _merge_errors(errors, warm.errors)
                 rss_start = {n: (rss_bytes(p) if p else None) for n, p in pids.items()}
                 main: DriverResult = asyncio.run(
-                    drive(world, url, token, seed=seed + 1,
+                    drive(world, url, token, seed=seed + 1, stop_after_s=duration_s,
                           progress=lambda t: say("soak", min(1.0, t / duration_s)))
                 )  # fmt: skip
                 _merge_errors(errors, main.errors)
@@ -245,7 +248,7 @@ def run(
     return SoakResult(
         rate=rate, minutes=minutes, warmup_s=warmup_s, ranks=len(main.outcomes), duration_s=main.duration_s,
         latency_ms=_percentiles([o.latency_s for o in main.outcomes]), errors=errors,
-        events_posted=warm.events_posted + main.events_posted, rss_start=rss_start, rss_end=rss_end,
+        events_posted=warm.events_posted + main.events_posted, unsent=main.unsent, rss_start=rss_start, rss_end=rss_end,
         lag_end=lag_end, lag_drained=lag_drained, drain_s=drain_s, examples_joined=joined,
         examples_learned=learned, dead_letters=dead, notes=notes,
     )  # fmt: skip

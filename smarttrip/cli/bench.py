@@ -249,7 +249,8 @@ def soak(
     table.add_column("× target", justify="right")
     met = r.targets()
     table.add_row("ranks/s", f"{r.throughput:,.1f}", f">= {0.98 * rate:,.0f}", f"{r.throughput / rate:.2f}")
-    table.add_row("ranked requests", f"{r.ranks:,}", "", "")
+    table.add_row("ranked requests", f"{r.ranks:,}", f"{rate * minutes * 60:,.0f} offered", "")
+    table.add_row("not sent (loop behind schedule)", f"{r.unsent:,}", "0", "")
     for name, value in r.latency_ms.items():
         table.add_row(f"rank latency {name}", f"{value:.1f} ms", "", "")
     table.add_row("errors", f"{r.error_count} {r.errors or ''}", "0", "ok" if met["errors"] else "FAIL")
