@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info[:2] not in ((3,11),(3,12)))' 2>/dev/null; \
 	then echo $$p; break; fi; done)
 
-.PHONY: demo test lint typecheck unit venv clean monitoring-tools
+.PHONY: demo test lint typecheck unit venv clean monitoring-tools fuzz audit
 
 venv: $(STAMP)
 
@@ -50,6 +50,20 @@ test: $(STAMP) monitoring-tools
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+	@$(MAKE) --no-print-directory audit
+
+# Known vulnerabilities in the installed dependencies (PyPI's advisory database: needs the network;
+# without it the step prints SKIPPED and does not fail). Triage: README "Dependency audit".
+audit: $(STAMP)
+	$(BIN)/python scripts/audit_deps.py
+
+# Coverage-guided fuzzing of the decoders (atheris), bounded: FUZZ_SECONDS (default 60). The seed
+# corpus is copied, so what the run discovers stays out of the repository.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	@corpus=$$(mktemp -d) && cp fuzz/corpus/* $$corpus/ && \
+	PYTHONPATH=. $(BIN)/python fuzz/fuzz_decoders.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $$corpus; \
+	rc=$$?; rm -rf $$corpus; exit $$rc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -216,6 +216,9 @@ def _rows_jsonl(data: bytes, problems: list[RowProblem]) -> Iterator[tuple[int, 
         except json.JSONDecodeError as exc:
             problems.append(RowProblem(n, None, f"invalid JSON ({exc.msg} at column {exc.colno})"))
             continue
+        except (ValueError, RecursionError) as exc:  # absurd nesting or number length
+            problems.append(RowProblem(n, None, f"invalid JSON ({type(exc).__name__})"))
+            continue
         if not isinstance(obj, dict):
             problems.append(RowProblem(n, None, f"must be a JSON object, got {type(obj).__name__}"))
             continue

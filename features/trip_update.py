@@ -186,6 +186,8 @@ def decode_trip_update(key: bytes | None, value: bytes | None) -> TripUpdate:
         obj = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TripUpdateError("payload", f"not JSON: {exc}", "bad_json") from None
+    except (ValueError, RecursionError) as exc:  # absurd nesting or number length
+        raise TripUpdateError("payload", f"not JSON: {type(exc).__name__}", "bad_json") from None
     if not isinstance(obj, dict):
         raise TripUpdateError("payload", f"must be a JSON object, got {type(obj).__name__}", "bad_json")
     if obj.get("v") != UPDATE_VERSION:

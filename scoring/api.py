@@ -10,6 +10,12 @@ Auth: ``Authorization: Bearer <token>``. Scope ``public`` needs none
 (``/healthz``, ``/readyz``, ``/openapi.json``); scope ``api`` takes an API or
 an admin token; scope ``admin`` only an admin token. No or an unknown token →
 401 (with ``WWW-Authenticate: Bearer``); a known token without the scope → 403.
+Tokens are compared in constant time (:func:`hmac.compare_digest`, every
+configured token is compared, so the time does not tell which one matched).
+
+Rate limit: every non-public request takes a token from its client's bucket
+(:mod:`scoring.rate_limit`; the client is the token it authenticated with, or
+its address when it did not); an empty bucket → 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,10 +36,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring.scoring_metrics import ScoringMetrics
-from scoring.errors import ApiError, AuthError, Conflict, NotFound, RequestError, Unavailable
+from scoring.errors import ApiError, AuthError, Conflict, NotFound, RateLimited, RequestError, Unavailable
 from scoring.experiment_store import ExperimentStore
 from scoring.impression_log import ImpressionLog
 from scoring.model_cache import ModelCache
+from scoring.rate_limit import RateLimiter
 from scoring.requests import parse_events, parse_rank
 from scoring.service import CatalogState, Ranker
 from scoring.settings import ServeSettings
@@ -93,6 +101,7 @@ class Services:
     pseudonymize: Callable[[str], str]
     model_store: Callable[[], ModelStore]
     openapi: bytes
+    limiter: RateLimiter
 
 
 SERVICES: Final = web.AppKey("services", Services)
@@ -110,22 +119,51 @@ def _error(exc: ApiError) -> web.Response:
     resp = _json(exc.body(), exc.status)
     if isinstance(exc, AuthError) and exc.status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="smarttrip"'
+    elif isinstance(exc, RateLimited):
+        resp.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
     return resp
 
 
-def _check_token(request: web.Request, svc: Services, scope: Scope) -> None:
+def _matching(token: bytes, tokens: tuple[str, ...]) -> int | None:
+    """Index of ``token`` in ``tokens``, comparing with every one in constant time."""
+    found = None
+    for i, t in enumerate(tokens):
+        if hmac.compare_digest(token, t.encode()):
+            found = i
+    return found
+
+
+def _check_token(request: web.Request, svc: Services, scope: Scope) -> str:
+    """The client's name for the rate limit (``admin:i`` / ``api:i``: never the token itself)."""
     header = request.headers.get("Authorization", "")
     kind, _, token = header.partition(" ")
     if kind.lower() != "bearer" or not token:
         raise AuthError("a bearer token is required", status=401)
-    token_b = token.strip().encode()
-    is_admin = any(hmac.compare_digest(token_b, t.encode()) for t in svc.settings.admin_tokens)
-    if is_admin:
-        return
-    if not any(hmac.compare_digest(token_b, t.encode()) for t in svc.settings.api_tokens):
+    token_b = token.strip().encode("utf-8", "surrogateescape")
+    admin = _matching(token_b, svc.settings.admin_tokens)
+    if admin is not None:
+        return f"admin:{admin}"
+    api = _matching(token_b, svc.settings.api_tokens)
+    if api is None:
         raise AuthError("unknown token", status=401)
     if scope == "admin":
         raise AuthError("this token may not use the admin API", status=403)
+    return f"api:{api}"
+
+
+def _authorize(request: web.Request, svc: Services, scope: Scope) -> None:
+    """Check the token, then take one request from the client's bucket (429 when empty)."""
+    try:
+        client = _check_token(request, svc, scope)
+    except AuthError:
+        client = f"addr:{request.remote}"
+        wait = svc.limiter.acquire(client)
+        if wait > 0:
+            raise RateLimited(wait) from None
+        raise
+    wait = svc.limiter.acquire(client)
+    if wait > 0:
+        raise RateLimited(wait)
 
 
 @web.middleware
@@ -137,7 +175,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     endpoint = route.path if route is not None else "unmatched"
     try:
         if route is not None and route.scope != "public":
-            _check_token(request, svc, route.scope)
+            _authorize(request, svc, route.scope)
         resp = await handler(request)
     except ApiError as exc:
         resp = _error(exc)

@@ -9,6 +9,7 @@ infrastructure may simply retry (``retriable``, aiokafka's idea)::
     └── ApiError                  (status, code, field, problem, retriable)
         ├── RequestError          400/413/422: malformed JSON, too large, invalid field
         ├── AuthError             401 no or unknown bearer token / 403 token lacks the scope
+        ├── RateLimited           429 the client's request budget is spent (retriable, Retry-After)
         ├── NotReady              503 no catalog loaded yet (retriable)
         ├── Unavailable           503 Redis unreachable for an admin write (retriable)
         └── NotFound / Conflict   404 / 409 from the model store (unknown model, version conflict)
@@ -31,6 +32,7 @@ __all__ = [
     "Conflict",
     "NotFound",
     "NotReady",
+    "RateLimited",
     "RequestError",
     "SettingsError",
     "Unavailable",
@@ -85,6 +87,18 @@ class AuthError(ApiError):
         super().__init__("Authorization", problem)
         self.status = status
         self.code = "unauthorized" if status == 401 else "forbidden"
+
+
+class RateLimited(ApiError):
+    """429: the client's token bucket is empty; ``retry_after_s`` says when one request fits."""
+
+    status = 429
+    code = "rate_limited"
+    retriable = True
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(None, f"too many requests; retry after {retry_after_s:.3f} s")
+        self.retry_after_s = retry_after_s
 
 
 class NotReady(ApiError):

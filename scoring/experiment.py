@@ -215,7 +215,7 @@ def _parse(raw: object) -> tuple[str, str, tuple[Variant, ...], Mapping[str, Any
     obj = _object(raw, "experiment")
     extra = sorted(set(obj) - {"name", "salt", "variants", "revision", "buckets", "allocation"})
     if extra:
-        raise RequestError(extra[0], "unknown field")
+        raise RequestError(extra[0] or '""', "unknown field")
     name = _name(obj.get("name", "default"), "name")
     salt = obj.get("salt")
     if not isinstance(salt, str) or not 0 < len(salt) <= _MAX_SALT:
@@ -251,7 +251,7 @@ def _variants(raw: object) -> tuple[Variant, ...]:
         obj = _object(item, at)
         extra = sorted(set(obj) - {"name", "policy", "traffic", "epsilon"})
         if extra:
-            raise RequestError(f"{at}.{extra[0]}", "unknown field")
+            raise RequestError(at + "." + (extra[0] or '""'), "unknown field")
         name = _name(obj.get("name"), f"{at}.name")
         if any(v.name == name for v in out):
             raise RequestError(f"{at}.name", f"duplicate variant name {name!r}")

@@ -39,7 +39,9 @@ _ERRORS = {
     "403": _ok("Token lacks the scope", _ref("Error")),
     "413": _ok("Body larger than SMARTTRIP_MAX_BODY_BYTES", _ref("Error")),
     "422": _ok("A field is invalid: `field` names it, `problem` says why", _ref("Error")),
+    "429": _ok("The client's rate limit is spent: retry after `Retry-After` seconds", _ref("Error")),
 }
+_AUTH_ERRORS = {k: _ERRORS[k] for k in ("401", "403", "429")}
 _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 _API: list[dict[str, list[str]]] = [{"apiToken": []}, {"adminToken": []}]
 _PATH_PARAMS = [
@@ -235,7 +237,11 @@ def document() -> dict[str, Any]:
             }
         },
         "/metrics": {
-            "get": {"operationId": "metrics", "security": _API, "responses": {"200": _ok("Prometheus text")}}
+            "get": {
+                "operationId": "metrics",
+                "security": _API,
+                "responses": {"200": _ok("Prometheus text"), **_AUTH_ERRORS},
+            }
         },
         "/openapi.json": {
             "get": {"operationId": "openapi", "security": [], "responses": {"200": _ok("This document")}}
@@ -244,7 +250,7 @@ def document() -> dict[str, Any]:
             "get": {
                 "operationId": "experiment_get",
                 "security": _ADMIN,
-                "responses": {"200": _ok("The experiment", _ref("Experiment"))},
+                "responses": {"200": _ok("The experiment", _ref("Experiment")), **_AUTH_ERRORS},
             },
             "put": {
                 "operationId": "experiment_put",
@@ -263,7 +269,7 @@ def document() -> dict[str, Any]:
             "get": {
                 "operationId": "models_list",
                 "security": _ADMIN,
-                "responses": {"200": _ok("Stored and loaded models")},
+                "responses": {"200": _ok("Stored and loaded models"), **_AUTH_ERRORS},
             }
         },
         "/v1/admin/models/{policy}/{segment}/rollback": {
@@ -295,7 +301,12 @@ def document() -> dict[str, Any]:
                 "operationId": "models_unpin",
                 "security": _ADMIN,
                 "parameters": _PATH_PARAMS,
-                "responses": {"200": _ok("Unpinned"), "404": _ok("Unknown model", _ref("Error"))},
+                "responses": {
+                    "200": _ok("Unpinned"),
+                    "404": _ok("Unknown model", _ref("Error")),
+                    "422": _ERRORS["422"],
+                    **_AUTH_ERRORS,
+                },
             },
         },
     }

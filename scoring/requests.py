@@ -79,7 +79,7 @@ def parse_rank(
     obj = _object(body, "body")
     extra = sorted(set(obj) - RANK_FIELDS)
     if extra:
-        raise RequestError(extra[0], f"unknown field; expected one of {', '.join(sorted(RANK_FIELDS))}")
+        raise RequestError(_key(extra[0]), f"unknown field; expected one of {', '.join(sorted(RANK_FIELDS))}")
     if "session_id" not in obj:
         raise RequestError("session_id", "is required")
     session_id = _id(obj["session_id"], "session_id")
@@ -154,7 +154,7 @@ def parse_events(body: object, *, max_events: int, now: Callable[[], float] = ti
     obj = _object(body, "body")
     if "events" in obj:
         if set(obj) != {"events"}:
-            raise RequestError(sorted(set(obj) - {"events"})[0], "unknown field next to events")
+            raise RequestError(_key(sorted(set(obj) - {"events"})[0]), "unknown field next to events")
         items = obj["events"]
         if not isinstance(items, list) or not 1 <= len(items) <= max_events:
             raise RequestError("events", f"must be an array of 1 to {max_events} events")
@@ -166,7 +166,7 @@ def parse_events(body: object, *, max_events: int, now: Callable[[], float] = ti
         event = _object(raw, path or "body")
         extra = sorted(set(event) - EVENT_FIELDS)
         if extra:
-            raise RequestError(_join(path, extra[0]), "unknown field")
+            raise RequestError(_join(path, _key(extra[0])), "unknown field")
         for key in ("session_id", "trip_id"):
             if key not in event:
                 raise RequestError(_join(path, key), "is required")
@@ -183,6 +183,11 @@ def parse_events(body: object, *, max_events: int, now: Callable[[], float] = ti
         except EventError as exc:
             raise RequestError(exc.field, exc.problem) from None
     return out
+
+
+def _key(name: str) -> str:
+    """An unknown field's name as the error's ``field`` (``""`` for the empty key, so it is never blank)."""
+    return name if name else '""'
 
 
 def _join(path: str, key: str) -> str:

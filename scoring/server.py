@@ -46,6 +46,7 @@ from scoring.impression_log import ImpressionLog, Producer, aiokafka_factory
 from scoring.model_cache import ModelCache, RedisHealth
 from scoring.openapi import document_bytes
 from scoring.pseudonym import Pseudonymizer
+from scoring.rate_limit import RateLimiter
 from scoring.service import CatalogState, Ranker
 from scoring.settings import ServeSettings
 from scoring.spool import Spool
@@ -167,6 +168,7 @@ def create_app(
         pseudonymize=Pseudonymizer(settings.pseudonym_key),
         model_store=model_store,
         openapi=document_bytes(),
+        limiter=RateLimiter(rate=settings.rate_limit_rps, burst=settings.rate_limit_burst),
     )
     app = web.Application(middlewares=[middleware], client_max_size=settings.max_body_bytes)
     app[SERVICES] = services

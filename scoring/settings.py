@@ -31,6 +31,8 @@ SMARTTRIP_MAX_BODY_BYTES           request body limit                          2
 SMARTTRIP_MAX_K                    largest k                                   100
 SMARTTRIP_MAX_CANDIDATES           most trip_ids per rank request              1000
 SMARTTRIP_MAX_EVENTS               most events per /v1/events batch            500
+SMARTTRIP_RATE_LIMIT_RPS           requests/s per client (token bucket; 0=off) 1000
+SMARTTRIP_RATE_LIMIT_BURST         bucket size: requests a client may burst    2000
 SMARTTRIP_EXPLORATION_SEED         mixed into every request's RNG seed         0
 SMARTTRIP_EXPERIMENT               initial experiment (JSON) if Redis has none (see scoring.experiment)
 =================================  ==========================================  ==========================
@@ -91,6 +93,8 @@ class ServeSettings:
     max_k: int = 100
     max_candidates: int = 1000
     max_events: int = 500
+    rate_limit_rps: float = 1000.0
+    rate_limit_burst: int = 2000
     exploration_seed: int = 0
     experiment: str = field(default="", repr=False)
 
@@ -119,6 +123,7 @@ class ServeSettings:
             "max_candidates",
             "max_events",
             "spool_max_bytes",
+            "rate_limit_burst",
         )
         for name in positive_ints:
             if getattr(self, name) < 1:
@@ -126,6 +131,10 @@ class ServeSettings:
         for name in ("model_poll_s", "redis_timeout_s", "kafka_stall_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.rate_limit_rps < float("inf"):
+            raise SettingsError(
+                f"{ENV_PREFIX}RATE_LIMIT_RPS: must be >= 0 (0 = off), got {self.rate_limit_rps}"
+            )
         if not 0 <= self.model_min_swap_s <= 3600:
             raise SettingsError(
                 f"{ENV_PREFIX}MODEL_MIN_SWAP_S: must be in [0, 3600], got {self.model_min_swap_s}"

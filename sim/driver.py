@@ -44,6 +44,7 @@ class DriverResult:
     errors: dict[str, int] = field(default_factory=dict)
     events_posted: int = 0
     duration_s: float = 0.0
+    unsent: int = 0  # planned requests dropped because the run passed stop_after_s (the server fell behind)
 
 
 async def drive(
@@ -53,8 +54,14 @@ async def drive(
     *,
     seed: int,
     progress: Callable[[float], None] | None = None,
+    stop_after_s: float | None = None,
 ) -> DriverResult:
-    """Run the configured traffic against ``url``; returns every request's outcome."""
+    """Run the configured traffic against ``url``; returns every request's outcome.
+
+    With ``stop_after_s``, requests not yet sent that long after the start are
+    dropped and counted in ``unsent`` (a fixed-length run even when the server
+    cannot keep up with ``rate_rps``).
+    """
     cfg = world.config
     rng = np.random.default_rng(seed)
     result = DriverResult()
@@ -90,6 +97,9 @@ async def drive(
             await done[i - 1].wait()
             await asyncio.sleep(cfg.think_time_s)
         due = started + i / cfg.rate_rps
+        if stop_after_s is not None and max(due, time.monotonic()) - started > stop_after_s:
+            result.unsent += 1
+            return
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         t = time.monotonic() - started
         drifted = cfg.drift_at_fraction is not None and t >= cfg.drift_at_fraction * cfg.duration_s

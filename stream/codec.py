@@ -195,11 +195,26 @@ def _load(raw: bytes) -> dict[str, object]:
 def _load_slow(raw: bytes) -> object:
     """The standard library's parser: what orjson refuses (huge integers, NaN) and exact messages."""
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise EventError("payload", f"invalid JSON: {exc.msg} at char {exc.pos}", reason="bad_json") from None
     except (ValueError, RecursionError) as exc:  # bad UTF-8, absurd nesting or number length
         raise EventError("payload", f"invalid JSON: {type(exc).__name__}", reason="bad_json") from None
+    # The stdlib lets lone surrogates through ("\\ud800", or their UTF-8 bytes): a record holding
+    # one could not be encoded again (orjson refuses it), so a worker would fail on its output.
+    if _has_surrogate(value):
+        raise EventError("payload", "invalid JSON: a string holds a lone surrogate", reason="bad_json")
+    return value
+
+
+def _has_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def _envelope(value: object, kind: str, prefix: str) -> Mapping[str, object]:

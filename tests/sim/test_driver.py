@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections import defaultdict
@@ -43,3 +44,27 @@ async def test_a_sessions_next_request_waits_for_the_previous_and_the_think_time
     for seen in arrivals.values():
         for (_, prev_done), (start, _) in itertools.pairwise(seen):
             assert start - prev_done >= 0.19
+
+
+async def test_stop_after_s_keeps_the_run_fixed_length_and_counts_what_was_not_sent() -> None:
+    cfg = load_config({"catalog": {"trips": 200}, "users": {"count": 50},
+                       "traffic": {"rate_rps": 100, "duration_s": 2, "concurrency": 2}})  # fmt: skip
+    world = World(cfg)
+
+    async def rank(request: web.Request) -> web.Response:  # ~20 requests/s at concurrency 2: behind
+        await asyncio.sleep(0.1)
+        trips = world.catalog.trip_ids[:3].tolist()
+        return web.json_response({"request_id": "r", "variant": "rules", "policy": "rules",
+                                  "items": [{"trip_id": t, "position": p} for p, t in enumerate(trips)]})  # fmt: skip
+
+    async def events(request: web.Request) -> web.Response:
+        return web.json_response({"accepted": 1}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/v1/rank", rank)
+    app.router.add_post("/v1/events", events)
+    async with TestServer(app, host="127.0.0.1") as server:
+        result = await drive(world, str(server.make_url("")).rstrip("/"), "token", seed=1, stop_after_s=0.5)
+    assert result.errors == {}
+    assert len(result.outcomes) + result.unsent == 200
+    assert 4 <= len(result.outcomes) <= 20 and result.duration_s < 1.5
