@@ -35,8 +35,9 @@ import numpy as np
 
 from features.loader import write_catalog
 from sim.config import SimConfig
-from sim.demo import _experiment, _scoring_worker, _stream_env
+from sim.demo import _experiment, _stream_env
 from sim.driver import DriverResult, drive
+from sim.scoring_process import scoring_worker
 from sim.world import World
 from stream.embedded import embedded_services
 from stream.settings import StreamSettings
@@ -203,7 +204,7 @@ def run(
         url = f"http://127.0.0.1:{port}"
         try:
             say("starting the scoring, join and learner workers", 0.0)
-            with _scoring_worker(serve_env, port, log_dir) as scoring:
+            with scoring_worker(serve_env, port, log_dir / "scoring.log") as scoring:
                 pids = {
                     "scoring": scoring.pid,
                     "join": join.pid,
