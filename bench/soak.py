@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ import numpy as np
 
 from features.loader import write_catalog
 from sim.config import SimConfig
-from sim.demo import _experiment, _stream_env
+from sim.demo import _stream_env, scoring_env
 from sim.driver import DriverResult, drive
 from sim.scoring_process import scoring_worker
 from sim.world import World
@@ -180,23 +179,14 @@ def run(
     notes: list[str] = []
     say("starting Kafka (embedded) and redis-server", 0.0)
     with embedded_services(topics=stream.topics(), topic_configs=stream.topic_configs()) as svc:
-        token, admin = secrets.token_hex(16), secrets.token_hex(16)
         port = free_port()
         base = _stream_env(svc)
         join = WorkerProcess(base, mode="join", name="soak-join")
         learner = WorkerProcess(base, mode="learn", name="soak-learn")
-        serve_env = {
-            "SMARTTRIP_KAFKA_BOOTSTRAP": svc.bootstrap_servers,
-            "SMARTTRIP_REDIS_URL": svc.redis_url,
-            "SMARTTRIP_SERVE_PORT": str(port),
-            "SMARTTRIP_API_TOKENS": token,
-            "SMARTTRIP_ADMIN_TOKENS": admin,
-            "SMARTTRIP_PSEUDONYM_KEY": secrets.token_hex(16),
-            "SMARTTRIP_CATALOG": str(catalog_path),
-            "SMARTTRIP_SPOOL_DIR": str(log_dir / "spool"),
-            "SMARTTRIP_EXPERIMENT": _experiment(),
-            "SMARTTRIP_MODEL_POLL_S": "1",
-            "SMARTTRIP_EXPLORATION_SEED": str(seed),
+        serve_env, token = scoring_env(
+            svc, port=port, catalog=catalog_path, spool=log_dir / "spool", seed=seed
+        )
+        serve_env |= {
             # One client sends every request here (ranks and events): keep the limit, above the load.
             "SMARTTRIP_RATE_LIMIT_RPS": str(max(1000.0, 4 * rate)),
             "SMARTTRIP_RATE_LIMIT_BURST": str(int(max(2000.0, 8 * rate))),

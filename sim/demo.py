@@ -126,24 +126,13 @@ def run_demo(
     stream = StreamSettings()
     say("starting Kafka (embedded) and redis-server", 0.0)
     with embedded_services(topics=stream.topics(), topic_configs=stream.topic_configs()) as svc:
-        token, admin = secrets.token_hex(16), secrets.token_hex(16)
         port = free_port()
         base = _stream_env(svc)
         join = WorkerProcess(base, mode="join", name="demo-join")
         learner = WorkerProcess(base, mode="learn", name="demo-learn")
-        serve_env = {
-            "SMARTTRIP_KAFKA_BOOTSTRAP": svc.bootstrap_servers,
-            "SMARTTRIP_REDIS_URL": svc.redis_url,
-            "SMARTTRIP_SERVE_PORT": str(port),
-            "SMARTTRIP_API_TOKENS": token,
-            "SMARTTRIP_ADMIN_TOKENS": admin,
-            "SMARTTRIP_PSEUDONYM_KEY": secrets.token_hex(16),
-            "SMARTTRIP_CATALOG": str(catalog_path),
-            "SMARTTRIP_SPOOL_DIR": str(log_dir / "spool"),
-            "SMARTTRIP_EXPERIMENT": _experiment(),
-            "SMARTTRIP_MODEL_POLL_S": "1",
-            "SMARTTRIP_EXPLORATION_SEED": str(config.seed),
-        }
+        serve_env, token = scoring_env(
+            svc, port=port, catalog=catalog_path, spool=log_dir / "spool", seed=config.seed
+        )
         store = ModelStore.from_url(svc.redis_url)
         samples: dict[str, list[tuple[float, dict[str, float]]]] = {}
         stop = threading.Event()
@@ -188,6 +177,27 @@ def run_demo(
     demo = DemoResult(reports, result, p50, p99, charts, samples)
     (out_dir / "report.json").write_text(json.dumps(demo.as_dict(), indent=2) + "\n")
     return demo
+
+
+def scoring_env(
+    svc: EmbeddedServices, *, port: int, catalog: Path, spool: Path, seed: int
+) -> tuple[dict[str, str], str]:
+    """The scoring worker's environment for the demo's experiment on ``svc``, and its API token."""
+    token = secrets.token_hex(16)
+    env = {
+        "SMARTTRIP_KAFKA_BOOTSTRAP": svc.bootstrap_servers,
+        "SMARTTRIP_REDIS_URL": svc.redis_url,
+        "SMARTTRIP_SERVE_PORT": str(port),
+        "SMARTTRIP_API_TOKENS": token,
+        "SMARTTRIP_ADMIN_TOKENS": secrets.token_hex(16),
+        "SMARTTRIP_PSEUDONYM_KEY": secrets.token_hex(16),
+        "SMARTTRIP_CATALOG": str(catalog),
+        "SMARTTRIP_SPOOL_DIR": str(spool),
+        "SMARTTRIP_EXPERIMENT": _experiment(),
+        "SMARTTRIP_MODEL_POLL_S": "1",
+        "SMARTTRIP_EXPLORATION_SEED": str(seed),
+    }
+    return env, token
 
 
 def _stream_env(svc: EmbeddedServices) -> dict[str, str]:
