@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from monitoring.consumer_lag import consumer_lag
 from monitoring.learner_metrics import LearnerMetrics
@@ -22,6 +23,7 @@ from stream.faust_app import new_faust_app, partition_of, quiet_client_logs, sen
 from stream.guardrails import Guardrails
 from stream.learner_runtime import ExampleRecord, LearnerRuntime
 from stream.model_store import ModelStore, StoreUnavailable
+from stream.resume_guard import ResumeGuard
 from stream.settings import StreamSettings
 
 __all__ = ["create_learner_app"]
@@ -47,6 +49,7 @@ def create_learner_app(
         on_rejected=rejected,
     )
     runtime = LearnerRuntime(settings, store, metrics)
+    guard = ResumeGuard()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
@@ -65,7 +68,9 @@ def create_learner_app(
             )
             offset = runtime.resume_offset(tp.partition, segments) if segments else None
             # No model has learned from this partition yet: read it from its start.
-            await app.consumer.seek(tp, offset if offset is not None else 0)
+            start = offset if offset is not None else 0
+            guard.expect(tp.partition, start)
+            await app.consumer.seek(tp, start)
             log.info("examples partition %d resumes at offset %s", tp.partition, offset or 0)
 
     @app.agent(source, name="learn")
@@ -73,7 +78,11 @@ def create_learner_app(
         quiet_client_logs()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             records = [ExampleRecord(e.message.partition, e.message.offset, e.message.value) for e in events]
-            await send_outputs(app, runtime.process(records))
+            await send_outputs(app, runtime.process(guard.admit(records)))
+            for partition, offset in guard.take_seeks().items():
+                log.warning("examples partition %d: position past the stored models; seeking back to %d",
+                            partition, offset)  # fmt: skip
+                await app.consumer.seek(TP(settings.topic_examples, partition), offset)
             runtime.maybe_publish()
             yield None
 
