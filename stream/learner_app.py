@@ -68,9 +68,8 @@ def create_learner_app(
             )
             offset = runtime.resume_offset(tp.partition, segments) if segments else None
             # No model has learned from this partition yet: read it from its start.
-            start = offset if offset is not None else 0
-            guard.expect(tp.partition, start)
-            await app.consumer.seek(tp, start)
+            guard.expect(tp.partition, offset)
+            await app.consumer.seek(tp, offset if offset is not None else 0)
             log.info("examples partition %d resumes at offset %s", tp.partition, offset or 0)
 
     @app.agent(source, name="learn")
