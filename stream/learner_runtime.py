@@ -404,6 +404,12 @@ class LearnerRuntime:
         except VersionConflict:
             m.publishes.labels(policy, "conflict").inc()
             m.redis_up.set(1)
+            if slot.version and not self._stored(policy, segment):
+                # The store lost the model (e.g. Redis restarted without persistence): ours is
+                # the newest there is; store it again rather than start over from nothing.
+                log.warning("model %s/%s is gone from the store: publishing it again", policy, segment)
+                slot.version = 0
+                return self._publish_one(policy, segment, slot)
             log.warning("version conflict on %s/%s: reloading the stored model", policy, segment)
             reloaded = self._load(policy, segment)
             # Keep our read position: what the stored model lacks before it is dropped.
@@ -430,6 +436,16 @@ class LearnerRuntime:
             for feature, value in weights.items():
                 if math.isfinite(value):
                     m.weight.labels(policy, segment, feature).set(value)
+        return True
+
+    def _stored(self, policy: str, segment: str) -> bool:
+        assert self.store is not None  # noqa: S101  # checked by the caller
+        try:
+            self.store.get(policy, segment)
+        except UnknownModel:
+            return False
+        except StoreUnavailable:
+            return True  # cannot tell: the usual conflict path reloads when it can
         return True
 
     def _model_metrics(self, policy: str, segment: str, slot: _Slot) -> dict[str, float]:
