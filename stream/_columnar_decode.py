@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
 
 import orjson
 
@@ -107,38 +108,34 @@ def fast_impression(raw: bytes) -> Slate | None:
         return None
     if type(items) is not list or not 1 <= len(items) <= MAX_SLATE_SIZE:
         return None
-    trips, positions, propensities, randomized, phi = [], [], [], [], []
-    width = -1
-    for item in items:
-        if type(item) is not dict:
-            return None
-        trip, position, score = item.get("trip_id"), item.get("position"), item.get("score")
-        propensity, row, rand = item.get("propensity"), item.get("phi"), item.get("randomized", False)
-        if (
-            not _id(trip)
-            or type(position) is not int
-            or not 0 <= position <= MAX_POSITION
-            or type(rand) is not bool
-        ):
-            return None
-        if type(score) not in _NUMBERS or not math.isfinite(score):  # type: ignore[arg-type]
-            return None
-        if type(propensity) not in _NUMBERS or not 0 < propensity <= 1:  # type: ignore[operator]
-            return None
-        if type(row) is not list or len(row) > MAX_PHI_DIM or (width >= 0 and len(row) != width):
-            return None
-        if not set(map(type, row)) <= _NUMBERS:
-            return None
-        width = len(row)
-        trips.append(trip)
-        positions.append(position)
-        propensities.append(float(propensity))  # type: ignore[arg-type]
-        randomized.append(rand)
-        phi.append(row)
+    try:  # column by column: a missing field or an item that is not an object ends it
+        trips = [item["trip_id"] for item in items]
+        positions = [item["position"] for item in items]
+        scores = [item["score"] for item in items]
+        propensities = [item["propensity"] for item in items]
+        phi = [item["phi"] for item in items]
+        randomized = [item.get("randomized", False) for item in items]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if set(map(type, trips)) != {str} or min(map(len, trips)) == 0 or max(map(len, trips)) > MAX_ID_LEN:
+        return None
+    if set(map(type, positions)) != {int} or min(positions) < 0 or max(positions) > MAX_POSITION:
+        return None
+    if not set(map(type, scores)) <= _NUMBERS or not all(map(math.isfinite, scores)):
+        return None
+    if not set(map(type, propensities)) <= _NUMBERS or not all(0 < p <= 1 for p in propensities):
+        return None
+    if set(map(type, randomized)) != {bool} or set(map(type, phi)) != {list}:
+        return None
+    widths = set(map(len, phi))
+    width = widths.pop()
+    if widths or width > MAX_PHI_DIM or not set(map(type, chain.from_iterable(phi))) <= _NUMBERS:
+        return None
     if width == 0 and catalog is None:
         return None
     if len(set(trips)) != len(trips) or len(set(positions)) != len(positions):
         return None
+    propensities = [float(p) for p in propensities]
     request_id, session_id, user_id, segment, policy = ids[:5]
     return Slate(request_id, session_id, user_id, segment, policy, float(ts), trips, positions,  # type: ignore[arg-type]
                  propensities, randomized, phi)  # fmt: skip

@@ -40,6 +40,8 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from typing import Any
 
 import numpy as np
 
@@ -193,20 +195,27 @@ class ColumnarReplayer:
     def _learn(
         self, slates: list[_Slate], attached: list[tuple[int, Interaction]], order: list[list[int]]
     ) -> None:
+        if any(len(sl.imp.phi[0]) != D for sl in slates):  # one width per slate (decoders check it)
+            raise Fallback(f"a phi row without {D} values")
+        n = sum(len(sl.imp.trips) for sl in slates)
+        flat = chain.from_iterable(row for sl in slates for row in sl.imp.phi)
         try:
-            X = np.array([row for sl in slates for row in sl.imp.phi], dtype=np.float64)
-        except (OverflowError, ValueError):  # a huge integer: the codec decides, record by record
+            X = np.fromiter(flat, np.float64, n * D).reshape(n, D)
+        except (OverflowError, ValueError, TypeError):  # a huge integer: the codec decides, record by record
             raise Fallback("a phi value out of float range") from None
-        if X.ndim != 2 or X.shape[1] != D or not np.isfinite(X).all():
-            raise Fallback(f"a phi row without {D} finite values")
-        n = len(X)
+        if not np.isfinite(X).all():
+            raise Fallback("a phi value that is not finite")
         positions = np.fromiter((p for sl in slates for p in sl.imp.positions), np.int64, n)
         propensities = np.fromiter((p for sl in slates for p in sl.imp.propensities), np.float64, n)
         randomized = np.fromiter((r for sl in slates for r in sl.imp.randomized), np.bool_, n)
         rewards, clicked = _rewards(attached, n, self.settings)
-        learn_arrays(self._inner.learner, self.stats, slates=[(sl.imp.segment, sl.imp.policy, sl.first_item,
-                     len(sl.imp.trips)) for sl in slates], batches=order, X=X, rewards=rewards, clicked=clicked,
-                     positions=positions, propensities=propensities, randomized=randomized)  # fmt: skip
+        meta = [(sl.imp.segment, sl.imp.policy, sl.first_item, len(sl.imp.trips)) for sl in slates]
+        self._fit(meta, order, X=X, rewards=rewards, clicked=clicked, positions=positions,
+                  propensities=propensities, randomized=randomized)  # fmt: skip
+
+    def _fit(self, meta: list[tuple[str, str, int, int]], order: list[list[int]], **arrays: Any) -> None:
+        """Learn the examples (a subclass may only count them: the join-only benchmark)."""
+        learn_arrays(self._inner.learner, self.stats, slates=meta, batches=order, **arrays)
 
 
 def _check(
