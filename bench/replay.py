@@ -19,7 +19,7 @@ replays the same records:
 
 Each figure is the best of ``repeats`` runs, in wall-clock and in CPU time
 of the process (the machine may be shared); ``vs careful`` compares paths on
-the same learners (wall clock). Run: ``smarttrip bench replay``.
+the same learners, in both. Run: ``smarttrip bench replay``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class ReplayResult:
     seconds: float
     cpu_seconds: float
     baseline_rate: float  # the careful path on the same learners, same run
+    baseline_cpu_rate: float
 
     @property
     def rate(self) -> float:
@@ -73,13 +74,18 @@ class ReplayResult:
         return self.rate / self.baseline_rate
 
     @property
+    def vs_careful_cpu(self) -> float:
+        return self.cpu_rate / self.baseline_cpu_rate
+
+    @property
     def mode(self) -> str:
         return f"{self.path}, {self.learners}"
 
     def as_dict(self) -> dict[str, object]:
         return {"learners": self.learners, "path": self.path, "events": self.events, "examples": self.examples,
                 "seconds": self.seconds, "cpu_seconds": self.cpu_seconds, "events_per_s": self.rate,
-                "events_per_cpu_s": self.cpu_rate, "vs_careful": self.vs_careful}  # fmt: skip
+                "events_per_cpu_s": self.cpu_rate, "vs_careful": self.vs_careful,
+                "vs_careful_cpu": self.vs_careful_cpu}  # fmt: skip
 
 
 def records(n_sessions: int, seed: int) -> list[LogRecord]:
@@ -140,7 +146,7 @@ def run(
     ColumnarReplayer(policies=_policies(tuple(DEFAULT_POLICIES))).run(recs[:200])  # compile the kernels first
     results: list[ReplayResult] = []
     for label, names in LEARNER_SETS:
-        baseline = 0.0
+        baseline = baseline_cpu = 0.0
         for path, make in paths(names):
             if progress is not None:
                 progress(f"{path}, {label}")
@@ -158,6 +164,8 @@ def run(
                     best = (seconds, stats.events, stats.examples)
             assert best is not None  # noqa: S101  # repeats >= 1
             seconds, events, examples = best
-            baseline = baseline or events / seconds
-            results.append(ReplayResult(label, path, events, examples, seconds, best_cpu, baseline))
+            baseline, baseline_cpu = baseline or events / seconds, baseline_cpu or events / best_cpu
+            results.append(
+                ReplayResult(label, path, events, examples, seconds, best_cpu, baseline, baseline_cpu)
+            )
     return results
