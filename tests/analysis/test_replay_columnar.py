@@ -78,6 +78,10 @@ def test_columnar_equals_the_careful_and_fast_paths(sessions: int | None) -> Non
     )
     assert_same(fast, columnar, exact=True)  # same compiled loops: any order or batching slip shows
     assert_same(careful, columnar, exact=False)
+    reference = ColumnarReplayer(settings=SHORT, compiled=False)  # the reference learners: bit for bit
+    reference.run(records)
+    assert reference.fallback is None
+    assert_same(careful, reference, exact=True)
 
 
 def test_columnar_reproduces_drift_responses() -> None:
