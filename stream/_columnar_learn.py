@@ -55,7 +55,9 @@ def learn_arrays(
             seq += slates[i][3]
         for segment, mine in by_segment.items():
             rows = np.concatenate([np.arange(slates[i][2], slates[i][2] + slates[i][3]) for i, _ in mine])
-            served = np.concatenate([np.full(slates[i][3], slates[i][1], dtype=object) for i, _ in mine])
+            served = np.repeat(
+                np.array([slates[i][1] for i, _ in mine], dtype=object), [slates[i][3] for i, _ in mine]
+            )
             last_offset = mine[-1][1] + slates[mine[-1][0]][3] - 1
             _learn_segment(runtime, segment, rows, served, last_offset, X, rewards, clicked, positions,
                            propensities, randomized)  # fmt: skip

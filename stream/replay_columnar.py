@@ -198,16 +198,16 @@ class ColumnarReplayer:
         if any(len(sl.imp.phi[0]) != D for sl in slates):  # one width per slate (decoders check it)
             raise Fallback(f"a phi row without {D} values")
         n = sum(len(sl.imp.trips) for sl in slates)
-        flat = chain.from_iterable(row for sl in slates for row in sl.imp.phi)
+        flat = chain.from_iterable(chain.from_iterable(sl.imp.phi for sl in slates))
         try:
             X = np.fromiter(flat, np.float64, n * D).reshape(n, D)
         except (OverflowError, ValueError, TypeError):  # a huge integer: the codec decides, record by record
             raise Fallback("a phi value out of float range") from None
         if not np.isfinite(X).all():
             raise Fallback("a phi value that is not finite")
-        positions = np.fromiter((p for sl in slates for p in sl.imp.positions), np.int64, n)
-        propensities = np.fromiter((p for sl in slates for p in sl.imp.propensities), np.float64, n)
-        randomized = np.fromiter((r for sl in slates for r in sl.imp.randomized), np.bool_, n)
+        positions = np.fromiter(chain.from_iterable(sl.imp.positions for sl in slates), np.int64, n)
+        propensities = np.fromiter(chain.from_iterable(sl.imp.propensities for sl in slates), np.float64, n)
+        randomized = np.fromiter(chain.from_iterable(sl.imp.randomized for sl in slates), np.bool_, n)
         rewards, clicked = _rewards(attached, n, self.settings)
         meta = [(sl.imp.segment, sl.imp.policy, sl.first_item, len(sl.imp.trips)) for sl in slates]
         self._fit(meta, order, X=X, rewards=rewards, clicked=clicked, positions=positions,
