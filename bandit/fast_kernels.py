@@ -170,9 +170,17 @@ def _sherman_morrison_py(A_inv: FloatArray, b: FloatArray, X: FloatArray, y: Flo
 
 
 if numba is not None:
-    logistic_sgd = numba.njit(cache=True, nogil=True)(_logistic_sgd_py)
-    sherman_morrison = numba.njit(cache=True, nogil=True)(_sherman_morrison_py)
-    examination_steps = numba.njit(cache=True, nogil=True)(_examination_steps_py)
+
+    def _compile(func: Any) -> Any:
+        """Compiled, cached on disk when numba finds a writable cache directory."""
+        try:
+            return numba.njit(cache=True, nogil=True)(func)
+        except RuntimeError:  # "cannot cache function ...: no locator available" (read-only install)
+            return numba.njit(cache=False, nogil=True)(func)
+
+    logistic_sgd = _compile(_logistic_sgd_py)
+    sherman_morrison = _compile(_sherman_morrison_py)
+    examination_steps = _compile(_examination_steps_py)
 else:  # pragma: no cover
     logistic_sgd = _logistic_sgd_py
     sherman_morrison = _sherman_morrison_py
