@@ -111,7 +111,8 @@ def replay(
         str, typer.Option(help="raw (join + learn) or examples (learn the logged examples).")
     ] = "raw",
     fast: Annotated[
-        bool, typer.Option(help="Fast path (raw mode): columnar when the input allows it, else record by record.")
+        bool,
+        typer.Option(help="Fast path (raw mode): columnar when the input allows it, else record by record."),
     ] = True,
     fmt: Annotated[
         str, typer.Option("--format", help="ours or obd (OBD: Li et al. replay evaluation).")

@@ -165,7 +165,16 @@ def replay(
         results = bench_replay.run(n_sessions=sessions, seed=seed, repeats=repeats,
                                    progress=lambda m: status.update(f"replaying: {m}"))  # fmt: skip
     table = Table(title="Replay throughput (join + learners, in process)")
-    for col in ("learners", "path", "events", "examples", "events/s", "vs careful", "events/CPU-s", "vs careful (CPU)"):
+    for col in (
+        "learners",
+        "path",
+        "events",
+        "examples",
+        "events/s",
+        "vs careful",
+        "events/CPU-s",
+        "vs careful (CPU)",
+    ):
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(r.learners, r.path, f"{r.events:,}", f"{r.examples:,}", f"{r.rate:,.0f}", f"{r.vs_careful:.2f}",

@@ -48,7 +48,9 @@ def test_replay_cli_saves_the_models_the_replayer_learns(
         saved = (models / f"{policy}.{segment}.model").read_bytes()
         restored = learner_from_bytes(saved)
         assert restored.n_examples == learner.n_examples
-        if isinstance(learner, LinUCB) and isinstance(restored, LinUCB):  # compiled: rank-one steps, not Woodbury
+        if isinstance(learner, LinUCB) and isinstance(
+            restored, LinUCB
+        ):  # compiled: rank-one steps, not Woodbury
             np.testing.assert_allclose(restored.A_inv, learner.A_inv, rtol=0, atol=1e-9)
             np.testing.assert_allclose(restored.theta, learner.theta, rtol=0, atol=1e-9)
         else:
