@@ -10,7 +10,8 @@ Sources, in order of speed:
    CPU, holding the GIL) would spend a fifth of a core on swaps nobody needs;
    notices within the interval coalesce into one reload of the newest version;
 3. a poll every ``SMARTTRIP_MODEL_POLL_S`` compares each pair's serving
-   version (pin, else current) with the loaded one — the fallback for lost
+   version (pin, else current; with ``SMARTTRIP_MODEL_SERVE=promoted``: pin,
+   else the version the promotion gate promoted) with the loaded one — the fallback for lost
    notices (pub/sub is fire-and-forget) and after reconnecting.
 
 A load reads the bytes (:class:`~stream.model_store_async.AsyncModelStore`),
@@ -23,7 +24,9 @@ old one finishes on it.
 Redis away: every read fails fast (socket timeouts of ``SMARTTRIP_REDIS_TIMEOUT_S``),
 :attr:`ModelCache.redis_ok` turns False (``smarttrip_scoring_redis_up`` 0,
 ``/readyz`` detail), and the loaded models keep serving; a pair that never
-had a model is served by the rules policy. A Redis that comes back empty
+had a model is served by the rules policy. With the gate on (``gated``), a
+pair with no promoted (or pinned) version is served by the rules policy too:
+a candidate the gate has not promoted never serves. A Redis that comes back empty
 (no persistence) leaves the last known models in place until new versions
 are published.
 """
@@ -41,7 +44,7 @@ from bandit.protocol import Learner, learner_from_bytes
 from bandit.segments import SegmentedLearner
 from monitoring.scoring_metrics import ScoringMetrics
 from scoring.policies import LoadedModel, fast_scorer, kind_matches
-from stream.model_store import ModelStoreError, StoreUnavailable, UnknownModel
+from stream.model_store import ModelStoreError, NotPromoted, StoreUnavailable, UnknownModel
 from stream.model_store_async import AsyncModelStore
 
 __all__ = ["ModelCache", "RedisHealth"]
@@ -90,6 +93,7 @@ class ModelCache:
         min_swap_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         loader: Callable[[bytes], Learner | SegmentedLearner] = learner_from_bytes,
+        gated: bool = False,
     ) -> None:
         self.store = store
         self.pairs = tuple(pairs)
@@ -99,6 +103,7 @@ class ModelCache:
         self.min_swap_s = min_swap_s
         self.clock = clock
         self.loader = loader
+        self.gated = gated  # serve pin > promoted > rules (the promotion gate) instead of pin > current
         self.on_poll: list[Callable[[], Any]] = []  # extra async refreshers run with each poll
         self._models: dict[Key, LoadedModel] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -182,12 +187,17 @@ class ModelCache:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             try:
-                version = await self.store.serving_version(policy, segment)
+                version = await self.store.serving_version(policy, segment, gated=self.gated)
                 self.health.success()
                 current = self._models.get(key)
                 if current is not None and current.version == version and key not in self._vanished:
                     return False
-                record = await self.store.serving(policy, segment)
+                record = await self.store.serving(policy, segment, gated=self.gated)
+            except NotPromoted:
+                self.health.success()
+                if self._models.pop(key, None) is not None:  # unpinned with nothing promoted: rules
+                    log.warning("model %s/%s: nothing promoted or pinned; serving rules", policy, segment)
+                return False
             except UnknownModel:
                 self.health.success()
                 if key in self._models:

@@ -112,6 +112,7 @@ def create_app(
         poll_s=settings.model_poll_s,
         min_swap_s=settings.model_min_swap_s,
         clock=clock,
+        gated=settings.model_serve == "promoted",
     )
     experiments = ExperimentStore(
         redis_client,

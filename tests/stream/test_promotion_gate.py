@@ -1,0 +1,231 @@
+"""The promotion gate end to end on a real redis-server: the promoted pointer, and the gate on simulated traffic.
+
+Done-when of issue 10 (part 3): a deliberately bad model (a learned model's
+weights negated) is held back and never served, a good one is promoted, and
+both decisions are visible and explained (store verdicts, ``models list``).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import uuid
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bandit.logistic import LogisticLearner
+from monitoring.gate_metrics import GateMetrics
+from monitoring.scoring_metrics import ScoringMetrics
+from scoring.model_cache import ModelCache, RedisHealth
+from scoring.policies import score_request
+from smarttrip.cli.models import app
+from stream.embedded import EmbeddedServices
+from stream.events import Example
+from stream.examples_source import logs_from_examples
+from stream.learner_runtime import DEFAULT_POLICIES
+from stream.model_store import (
+    GateVerdict,
+    ModelStore,
+    NotPromoted,
+    PromotionConflict,
+    UnknownModel,
+    decode_notice,
+)
+from stream.model_store_async import AsyncModelStore
+from stream.promotion_gate import GateSettings, PromotionGate
+from tests.stream.gate_traffic import logged_examples
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+W = {"BASE_SCORE": 1.0}
+OK = GateVerdict("promote", "test", 1.0)
+
+
+@pytest.fixture
+def store(services: EmbeddedServices) -> Iterator[ModelStore]:
+    with ModelStore.from_url(services.redis_url, namespace=f"g-{uuid.uuid4().hex[:12]}", history=3) as s:
+        yield s
+
+
+def put(store: ModelStore, blob: bytes, segment: str = "adventure") -> int:
+    return store.publish("linucb", segment, blob, weights=W, examples_seen=10, offsets={0: 1}, log_epoch="e",
+                         kind="lin_ucb")  # fmt: skip
+
+
+async def reads(store: ModelStore, services: EmbeddedServices) -> tuple[object, ...]:
+    """The gated version as the sync store, the async store (MGET) and the READ script (Lua) see it."""
+    reader = AsyncModelStore.from_url(services.redis_url, namespace=store.namespace)
+    try:
+        out: list[object] = []
+        sync_reads: list[Callable[[], int]] = [
+            lambda: store.serving_gated_version("linucb", "adventure"),
+            lambda: store.serving_gated("linucb", "adventure").version,
+        ]
+        for read in sync_reads:
+            try:
+                out.append(read())
+            except NotPromoted:
+                out.append("rules")
+        for aread in (reader.serving_version, reader.serving):
+            try:
+                got = await aread("linucb", "adventure", gated=True)
+                out.append(got if isinstance(got, int) else got.version)
+            except NotPromoted:
+                out.append("rules")
+        return tuple(out)
+    finally:
+        await reader.aclose()
+
+
+async def test_the_promoted_pointer_is_atomic_with_publish_pin_and_trimming(
+    store: ModelStore, services: EmbeddedServices
+) -> None:
+    with pytest.raises(UnknownModel):
+        store.serving_gated("linucb", "adventure")
+    put(store, b"m1")
+    put(store, b"m2")
+    # Nothing promoted: with the gate on, the rules policy serves; with it off, the current version.
+    assert await reads(store, services) == ("rules",) * 4
+    assert store.serving("linucb", "adventure").version == 2
+    pubsub = store.subscribe()
+    assert store.promote("linucb", "adventure", 1, OK, expected_promoted=0) is None
+    notice = store.next_notice(pubsub, 2.0)
+    assert notice is not None and (notice.event, notice.version, notice.serving_version) == ("promote", 1, 1)
+    pubsub.close()
+    assert await reads(store, services) == (1, 1, 1, 1)
+    # Compare-and-set: a gate that still believes nothing is promoted cannot promote.
+    with pytest.raises(PromotionConflict, match="expected promoted version 0"):
+        store.promote("linucb", "adventure", 2, OK, expected_promoted=0)
+    # Five more publishes with history 3: v1 leaves the history but, promoted, keeps its bytes.
+    for i in range(5):
+        put(store, f"m{i + 3}".encode())
+    assert store.serving_gated("linucb", "adventure").model_bytes == b"m1"
+    assert store.get("linucb", "adventure").version == 7
+    history = {h.version: h for h in store.history("linucb", "adventure")}
+    assert sorted(history) == [1, 5, 6, 7] and history[1].promoted and history[1].verdict == OK
+    # A pin wins over the promoted version, in every reader; unpinning goes back to it.
+    store.pin("linucb", "adventure", 6)
+    assert await reads(store, services) == (6, 6, 6, 6)
+    store.unpin("linucb", "adventure")
+    assert await reads(store, services) == (1, 1, 1, 1)
+    # Promoting a newer version deletes the old promoted one's keys once it has left the history.
+    store.promote("linucb", "adventure", 7, OK, expected_promoted=1)
+    assert await reads(store, services) == (7, 7, 7, 7)
+    assert not store.client.exists(store.keys("linucb", "adventure").blob(1))
+    assert store.verdict("linucb", "adventure", 1) is None
+    held = GateVerdict("hold", "worse", 2.0, champion_version=7, details={"diff": -0.03})
+    put(store, b"m8")
+    store.record_verdict("linucb", "adventure", 8, held)
+    assert store.verdict("linucb", "adventure", 8) == held
+    assert await reads(store, services) == (7, 7, 7, 7)  # a hold never moves the pointer
+    (summary,) = store.models()
+    assert (summary.promoted_version, summary.gated_version, summary.gate_state) == (7, 7, "candidate-held")
+    assert decode_notice(b'{"event":"promote","policy":"a","segment":"b","version":1,"serving_version":1}')
+
+
+# --------------------------------------------------------------------------- the gate on simulated traffic
+
+
+def _segment_traffic() -> tuple[str, list[Example]]:
+    examples = logged_examples(1200, seed=1, epsilon=0.05)
+    by_segment = collections.Counter(e.segment for e in examples)
+    segment = by_segment.most_common(1)[0][0]
+    return segment, [e for e in examples if e.segment == segment]
+
+
+async def test_a_negated_model_is_held_and_never_served_while_a_good_one_is_promoted(
+    store: ModelStore, services: EmbeddedServices
+) -> None:
+    segment, examples = _segment_traffic()
+    assert len(examples) >= 3000
+    logs = logs_from_examples(examples)
+    phi = logs.phi
+    assert phi is not None
+    good = DEFAULT_POLICIES["logistic"]()
+    assert isinstance(good, LogisticLearner)
+    good.learn_many(phi, logs.reward, positions=logs.position, propensities=logs.pscore)
+    bad = LogisticLearner(prior={k: -v for k, v in good.weights.items()}, prior_scale=1.0)
+
+    metrics = GateMetrics()
+    gate = PromotionGate(store, GateSettings(), metrics=metrics, clock=lambda: 1_800_000_000.0)
+    gate.observe_many(examples)
+    assert gate.observe_raw(b"not json") is False  # bad records are counted, not raised
+    assert metrics.registry.get_sample_value("smarttrip_gate_bad_examples_total", {"reason": "bad_json"}) == 1
+
+    cache = ModelCache(AsyncModelStore.from_url(services.redis_url, namespace=store.namespace),
+                       pairs=[("logistic", segment)], metrics=ScoringMetrics(),
+                       health=RedisHealth(ScoringMetrics()), gated=True)  # fmt: skip
+    X = phi[:10].astype(np.float32)
+
+    # v1: the good model. Before the gate decides, the gated cache serves the rules policy.
+    v1 = store.publish_learner("logistic", segment, good, offsets={0: len(examples)}, log_epoch="e")
+    await cache.sync_all()
+    assert cache.get("logistic", segment) is None
+    assert score_request("logistic", cache.get("logistic", segment), X, segment).policy == "rules"
+    (first,) = gate.run_once()
+    assert (first.version, first.verdict.decision, first.promoted) == (v1, "promote", True)
+    assert first.verdict.champion_version is None and "rules policy" in first.verdict.reason
+    low = first.verdict.details["diff_low"]
+    assert isinstance(low, float) and low >= -GateSettings().rule.margin
+    await cache.sync_all()
+    assert score_request("logistic", cache.get("logistic", segment), X, segment).model_version == (
+        f"logistic/{segment}/v{v1}"
+    )
+
+    # v2: the same model with its weights negated. It becomes current but is held, and never serves.
+    v2 = store.publish("logistic", segment, bad.to_bytes(), weights=bad.weights, examples_seen=good.n_examples,
+                       offsets={0: len(examples)}, log_epoch="e", kind=bad.kind)  # fmt: skip
+    assert store.serving("logistic", segment).version == v2  # the gate-off read would serve it
+    await cache.sync_all()
+    assert cache.get("logistic", segment).version == v1  # type: ignore[union-attr]
+    (second,) = gate.run_once()
+    assert (second.version, second.verdict.decision, second.promoted) == (v2, "hold", False)
+    assert second.verdict.champion_version == v1 and "worse than promoted v1" in second.verdict.reason
+    high = second.verdict.details["diff_high"]
+    assert isinstance(high, float) and high < -GateSettings().rule.margin
+    assert store.serving_gated("logistic", segment).version == v1
+    await cache.sync_all()
+    served = score_request("logistic", cache.get("logistic", segment), X, segment)
+    assert served.model_version == f"logistic/{segment}/v{v1}"
+    assert gate.run_once() == []  # a held version is final: not evaluated again
+    await cache.stop()
+    await cache.store.aclose()
+
+    for decision in ("promote", "hold"):
+        labels = {"policy": "logistic", "segment": segment, "decision": decision}
+        assert metrics.registry.get_sample_value("smarttrip_gate_decisions_total", labels) == 1.0
+
+    # Both decisions are visible and explained in `smarttrip models list` / `history`.
+    args = ["--redis-url", services.redis_url, "--namespace", store.namespace]
+    listed = CliRunner().invoke(app, ["list", *args, "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    assert (row["current_version"], row["promoted_version"], row["gated_serving_version"]) == (v2, v1, v1)
+    assert row["gate_state"] == "candidate-held" and row["gate_verdict"]["decision"] == "hold"
+    table = CliRunner().invoke(app, ["list", *args], env={"COLUMNS": "200"})
+    assert "candidate-held" in table.output and "worse than promoted v1 beyond the margin" in table.output
+    hist = CliRunner().invoke(app, ["history", "logistic", segment, *args, "--json"])
+    by_version = {h["version"]: h for h in json.loads(hist.output)}
+    assert by_version[v1]["promoted"] and by_version[v1]["gate_verdict"]["decision"] == "promote"
+    assert "not worse than the rules policy" in by_version[v1]["gate_verdict"]["reason"]
+
+
+def test_too_few_examples_leave_a_candidate_pending_until_traffic_arrives(store: ModelStore) -> None:
+    segment, examples = _segment_traffic()
+    good = DEFAULT_POLICIES["logistic"]()
+    v1 = store.publish_learner("logistic", segment, good, offsets={}, log_epoch="e")
+    gate = PromotionGate(store, GateSettings())
+    gate.observe_many(examples[:500])
+    (first,) = gate.run_once()
+    assert first.verdict.decision == "pending" and "too few examples: 500 < 2,000" in first.verdict.reason
+    assert gate.run_once() == []  # nothing new since: not evaluated again
+    with pytest.raises(NotPromoted):
+        store.serving_gated("logistic", segment)
+    gate.observe_many(examples[500:])
+    (second,) = gate.run_once()
+    # The untrained model ranks like the rules (its prior is the rule weights): not worse, promoted.
+    assert (second.version, second.verdict.decision, second.promoted) == (v1, "promote", True)
+    assert store.serving_gated("logistic", segment).version == v1
