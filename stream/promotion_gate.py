@@ -195,6 +195,10 @@ class PromotionGate:
         self.observe(example)
         return True
 
+    def window_sizes(self) -> dict[str, int]:
+        """Examples held per segment."""
+        return {segment: len(window) for segment, window in self._window.items()}
+
     def examples(self, segment: str) -> list[Example]:
         """The newest examples of ``segment`` (at most ``window``), latest revision of each id."""
         final: dict[str, Example] = {}

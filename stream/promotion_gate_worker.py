@@ -38,8 +38,7 @@ def run_gate_worker(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop["now"] = True
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     store = ModelStore.from_url(settings.redis_url, namespace=settings.model_namespace)
     gate = PromotionGate(store, gate_settings)
     if settings.metrics_port:
@@ -77,4 +76,6 @@ def run_gate_worker(
     finally:
         consumer.close()
         store.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return gate

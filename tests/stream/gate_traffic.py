@@ -62,7 +62,7 @@ def logged_examples(
                     labels=Labels(click=int(click)),
                     clicked=bool(click),
                     examined=True,
-                    ts=float(i),
+                    ts=1.7e9 + i,
                     randomized=bool(drawn[pos]),
                 )
             )

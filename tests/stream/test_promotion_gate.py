@@ -8,6 +8,7 @@ both decisions are visible and explained (store verdicts, ``models list``).
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -129,6 +130,7 @@ async def test_the_promoted_pointer_is_atomic_with_publish_pin_and_trimming(
 # --------------------------------------------------------------------------- the gate on simulated traffic
 
 
+@functools.cache
 def _segment_traffic() -> tuple[str, list[Example]]:
     examples = logged_examples(1200, seed=1, epsilon=0.05)
     by_segment = collections.Counter(e.segment for e in examples)
@@ -228,4 +230,30 @@ def test_too_few_examples_leave_a_candidate_pending_until_traffic_arrives(store:
     (second,) = gate.run_once()
     # The untrained model ranks like the rules (its prior is the rule weights): not worse, promoted.
     assert (second.version, second.verdict.decision, second.promoted) == (v1, "promote", True)
+    assert store.serving_gated("logistic", segment).version == v1
+
+
+def test_the_gate_worker_reads_the_examples_topic_and_promotes(
+    store: ModelStore, services: EmbeddedServices
+) -> None:
+    from stream.codec import encode
+    from stream.promotion_gate_worker import run_gate_worker
+    from stream.settings import StreamSettings
+    from tests.stream.kafka_helpers import new_run, produce
+
+    run = new_run(services, partitions=2)
+    segment, examples = _segment_traffic()
+    produced = [(run.examples, e.segment.encode(), encode(e)) for e in examples]
+    produce(services, [*produced, (run.examples, b"x", b"{not json")])
+    v1 = store.publish_learner("logistic", segment, DEFAULT_POLICIES["logistic"](), offsets={}, log_epoch="e")
+    settings = StreamSettings.from_env(
+        {**run.env, "SMARTTRIP_REDIS_URL": services.redis_url, "SMARTTRIP_MODEL_NAMESPACE": store.namespace}
+    )
+    gate = run_gate_worker(settings, GateSettings(interval_s=3.0), max_runs=1)
+    assert sum(gate.window_sizes().values()) == len(examples)
+    assert (
+        gate.metrics.registry.get_sample_value("smarttrip_gate_bad_examples_total", {"reason": "bad_json"})
+        == 1
+    )
+    assert store.promoted_version("logistic", segment) == v1
     assert store.serving_gated("logistic", segment).version == v1
