@@ -135,8 +135,11 @@ class GateSettings:
                 epsilon=num("EPSILON", base.rule.epsilon),
                 clip=None if clip == 0 else clip,
             )
+        except GateSettingsError:
+            raise
         except ValueError as exc:  # OPEInputError names the field
-            raise GateSettingsError(f"{_PREFIX}{exc}") from None
+            name, _, problem = str(exc).partition(": ")
+            raise GateSettingsError(f"{_PREFIX}{name.upper()}: {problem}") from None
         return cls(
             rule=rule, window=whole("WINDOW", base.window), interval_s=num("INTERVAL_S", base.interval_s)
         )

@@ -109,3 +109,21 @@ def test_paired_values_need_the_same_rows() -> None:
 def test_bad_settings_name_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(OPEInputError, match=f"^{field}:"):
         GateRule(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SMARTTRIP_GATE_MARGIN": "-1"}, "SMARTTRIP_GATE_MARGIN: must be a finite number >= 0"),
+        ({"SMARTTRIP_GATE_MARGIN": "abc"}, "SMARTTRIP_GATE_MARGIN: expected a number"),
+        ({"SMARTTRIP_GATE_ESTIMATOR": "ipw"}, "SMARTTRIP_GATE_ESTIMATOR: must be one of"),
+        ({"SMARTTRIP_GATE_MIN_EXAMPLES": "-3"}, "SMARTTRIP_GATE_MIN_EXAMPLES: expected an integer"),
+        ({"SMARTTRIP_GATE_WINDOW": "0"}, "SMARTTRIP_GATE_WINDOW: must be an integer >= 1"),
+        ({"SMARTTRIP_GATE_INTERVAL_S": "0"}, "SMARTTRIP_GATE_INTERVAL_S: must be a number > 0"),
+    ],
+)
+def test_gate_settings_from_env_name_the_variable(env: dict[str, str], message: str) -> None:
+    from stream.promotion_gate import GateSettings, GateSettingsError
+
+    with pytest.raises(GateSettingsError, match=f"^{message}"):
+        GateSettings.from_env(env)
