@@ -13,15 +13,13 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from bandit.logistic import LogisticLearner
 from monitoring.gate_metrics import GateMetrics
-from monitoring.scoring_metrics import ScoringMetrics
-from scoring.model_cache import ModelCache, RedisHealth
-from scoring.policies import score_request
+from sim.config import SimConfig
+from sim.world import World
 from smarttrip.cli.models import app
 from stream.embedded import EmbeddedServices
 from stream.events import Example
@@ -37,11 +35,14 @@ from stream.model_store import (
 )
 from stream.model_store_async import AsyncModelStore
 from stream.promotion_gate import GateSettings, PromotionGate
+from tests.scoring.serving import CATALOG, experiment, new_env, running, settings_for
 from tests.stream.gate_traffic import logged_examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 W = {"BASE_SCORE": 1.0}
+IDS = [t.trip_id for t in CATALOG.trips[:80]]
+LOGISTIC_ONLY = json.dumps(experiment(("learned", "logistic", 1.0, 0.02)))
 OK = GateVerdict("promote", "test", 1.0)
 
 
@@ -157,44 +158,55 @@ async def test_a_negated_model_is_held_and_never_served_while_a_good_one_is_prom
     assert gate.observe_raw(b"not json") is False  # bad records are counted, not raised
     assert metrics.registry.get_sample_value("smarttrip_gate_bad_examples_total", {"reason": "bad_json"}) == 1
 
-    cache = ModelCache(AsyncModelStore.from_url(services.redis_url, namespace=store.namespace),
-                       pairs=[("logistic", segment)], metrics=ScoringMetrics(),
-                       health=RedisHealth(ScoringMetrics()), gated=True)  # fmt: skip
-    X = phi[:10].astype(np.float32)
-
-    # v1: the good model. Before the gate decides, the gated cache serves the rules policy.
-    v1 = store.publish_learner("logistic", segment, good, offsets={0: len(examples)}, log_epoch="e")
-    await cache.sync_all()
-    assert cache.get("logistic", segment) is None
-    assert score_request("logistic", cache.get("logistic", segment), X, segment).policy == "rules"
-    (first,) = gate.run_once()
-    assert (first.version, first.verdict.decision, first.promoted) == (v1, "promote", True)
-    assert first.verdict.champion_version is None and "rules policy" in first.verdict.reason
-    low = first.verdict.details["diff_low"]
-    assert isinstance(low, float) and low >= -GateSettings().rule.margin
-    await cache.sync_all()
-    assert score_request("logistic", cache.get("logistic", segment), X, segment).model_version == (
-        f"logistic/{segment}/v{v1}"
+    # The scoring worker, over HTTP, with the gate on and every request on the logistic policy.
+    user = next(
+        u for u in World(SimConfig(seed=1, users=600, catalog_trips=600)).users if u.segment == segment
     )
+    body = {
+        "session_id": "s-1",
+        "user_id": user.user_id,
+        "preferences": user.prefs.to_dict(),
+        "trip_ids": IDS,
+        "k": 10,
+    }
+    env = new_env(services, partitions=1)
+    settings = settings_for(services, env, model_namespace=store.namespace, model_serve="promoted",
+                            experiment=LOGISTIC_ONLY)  # fmt: skip
 
-    # v2: the same model with its weights negated. It becomes current but is held, and never serves.
-    v2 = store.publish("logistic", segment, bad.to_bytes(), weights=bad.weights, examples_seen=good.n_examples,
-                       offsets={0: len(examples)}, log_epoch="e", kind=bad.kind)  # fmt: skip
-    assert store.serving("logistic", segment).version == v2  # the gate-off read would serve it
-    await cache.sync_all()
-    assert cache.get("logistic", segment).version == v1  # type: ignore[union-attr]
-    (second,) = gate.run_once()
-    assert (second.version, second.verdict.decision, second.promoted) == (v2, "hold", False)
-    assert second.verdict.champion_version == v1 and "worse than promoted v1" in second.verdict.reason
-    high = second.verdict.details["diff_high"]
-    assert isinstance(high, float) and high < -GateSettings().rule.margin
-    assert store.serving_gated("logistic", segment).version == v1
-    await cache.sync_all()
-    served = score_request("logistic", cache.get("logistic", segment), X, segment)
-    assert served.model_version == f"logistic/{segment}/v{v1}"
-    assert gate.run_once() == []  # a held version is final: not evaluated again
-    await cache.stop()
-    await cache.store.aclose()
+    async with running(settings) as srv:
+
+        async def served() -> list[str]:
+            await srv.svc.models.sync_all()
+            out = []
+            for _ in range(10):
+                status, answer = await srv.rank(body)
+                assert status == 200 and answer["segment"] == segment, answer
+                out.append(f"{answer['policy']} {answer['model_version']}")
+            return out
+
+        # v1: the good model. Before the gate decides, the rules policy serves.
+        v1 = store.publish_learner("logistic", segment, good, offsets={0: len(examples)}, log_epoch="e")
+        assert set(await served()) == {"rules rules/v1"}
+        (first,) = gate.run_once()
+        assert (first.version, first.verdict.decision, first.promoted) == (v1, "promote", True)
+        assert first.verdict.champion_version is None and "rules policy" in first.verdict.reason
+        low = first.verdict.details["diff_low"]
+        assert isinstance(low, float) and low >= -GateSettings().rule.margin
+        assert set(await served()) == {f"logistic logistic/{segment}/v{v1}"}
+
+        # v2: the same model with its weights negated. It becomes current but is held, and never serves.
+        v2 = store.publish("logistic", segment, bad.to_bytes(), weights=bad.weights, examples_seen=good.n_examples,
+                           offsets={0: len(examples)}, log_epoch="e", kind=bad.kind)  # fmt: skip
+        assert store.serving("logistic", segment).version == v2  # the gate-off read would serve it
+        assert set(await served()) == {f"logistic logistic/{segment}/v{v1}"}  # pending: not served
+        (second,) = gate.run_once()
+        assert (second.version, second.verdict.decision, second.promoted) == (v2, "hold", False)
+        assert second.verdict.champion_version == v1 and "worse than promoted v1" in second.verdict.reason
+        high = second.verdict.details["diff_high"]
+        assert isinstance(high, float) and high < -GateSettings().rule.margin
+        assert store.serving_gated("logistic", segment).version == v1
+        assert set(await served()) == {f"logistic logistic/{segment}/v{v1}"}  # held: never served
+        assert gate.run_once() == []  # a held version is final: not evaluated again
 
     for decision in ("promote", "hold"):
         labels = {"policy": "logistic", "segment": segment, "decision": decision}
