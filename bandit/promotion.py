@@ -142,6 +142,7 @@ class Comparison:
     candidate: PolicyValue
     champion: PolicyValue
     diff: Interval
+    basis: str = "re-ranked slates"  # or "shadow-scored" (exact propensities, stream.promotion_gate_shadow)
 
     def details(self) -> dict[str, float | int | str | None]:
         """Flat, JSON-ready evidence (non-finite numbers become None)."""
@@ -151,7 +152,7 @@ class Comparison:
 
         c, p, d = self.candidate, self.champion, self.diff
         return {
-            "estimator": self.rule.estimator, "n": self.n, "margin": self.rule.margin,
+            "estimator": self.rule.estimator, "n": self.n, "basis": self.basis, "margin": self.rule.margin,
             "alpha": self.rule.alpha, "epsilon": self.rule.epsilon,
             "candidate": num(c.value), "candidate_low": num(c.ci_low), "candidate_high": num(c.ci_high),
             "candidate_ess": num(c.ess),

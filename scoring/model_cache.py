@@ -26,7 +26,9 @@ Redis away: every read fails fast (socket timeouts of ``SMARTTRIP_REDIS_TIMEOUT_
 ``/readyz`` detail), and the loaded models keep serving; a pair that never
 had a model is served by the rules policy. With the gate on (``gated``), a
 pair with no promoted (or pinned) version is served by the rules policy too:
-a candidate the gate has not promoted never serves. A Redis that comes back empty
+a candidate the gate has not promoted never serves. With ``shadow`` too, the
+learner's latest version (the candidate), when it is not the served one, is
+loaded next to it for shadow scoring (:mod:`scoring.shadow`): never served. A Redis that comes back empty
 (no persistence) leaves the last known models in place until new versions
 are published.
 """
@@ -44,7 +46,7 @@ from bandit.protocol import Learner, learner_from_bytes
 from bandit.segments import SegmentedLearner
 from monitoring.scoring_metrics import ScoringMetrics
 from scoring.policies import LoadedModel, fast_scorer, kind_matches
-from stream.model_store import ModelStoreError, NotPromoted, StoreUnavailable, UnknownModel
+from stream.model_store import ModelRecord, ModelStoreError, NotPromoted, StoreUnavailable, UnknownModel
 from stream.model_store_async import AsyncModelStore
 
 __all__ = ["ModelCache", "RedisHealth"]
@@ -94,6 +96,7 @@ class ModelCache:
         clock: Callable[[], float] = time.time,
         loader: Callable[[bytes], Learner | SegmentedLearner] = learner_from_bytes,
         gated: bool = False,
+        shadow: bool = False,
     ) -> None:
         self.store = store
         self.pairs = tuple(pairs)
@@ -104,6 +107,8 @@ class ModelCache:
         self.clock = clock
         self.loader = loader
         self.gated = gated  # serve pin > promoted > rules (the promotion gate) instead of pin > current
+        self.shadow = gated and shadow  # also load the current version, when not served, for shadow scoring
+        self._candidates: dict[Key, LoadedModel] = {}
         self.on_poll: list[Callable[[], Any]] = []  # extra async refreshers run with each poll
         self._models: dict[Key, LoadedModel] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -118,6 +123,10 @@ class ModelCache:
     # -- the request side
     def get(self, policy: str, segment: str) -> LoadedModel | None:
         return self._models.get((policy, segment))
+
+    def candidate(self, policy: str, segment: str) -> LoadedModel | None:
+        """The learner's latest version when it is not the served one (shadow scoring only), else None."""
+        return self._candidates.get((policy, segment))
 
     def loaded(self) -> list[LoadedModel]:
         return sorted(self._models.values(), key=lambda m: (m.policy, m.segment))
@@ -183,6 +192,59 @@ class ModelCache:
         Raises nothing for store trouble (it is logged, counted and reflected in :attr:`health`),
         except :class:`StoreUnavailable`, which callers treat as "Redis is away".
         """
+        swapped = await self._sync_served(policy, segment)
+        if self.shadow:
+            await self._sync_candidate(policy, segment)
+        return swapped
+
+    async def _sync_candidate(self, policy: str, segment: str) -> None:
+        key = (policy, segment)
+        try:
+            current, _, _ = await self.store.versions(policy, segment)
+            served = self._models.get(key)
+            if served is not None and served.version == current:
+                self._candidates.pop(key, None)
+                return
+            have = self._candidates.get(key)
+            if have is not None and have.version == current:
+                return
+            record = await self.store.get(policy, segment, current)
+        except UnknownModel:
+            self._candidates.pop(key, None)
+            return
+        except StoreUnavailable:
+            raise
+        except ModelStoreError as exc:
+            log.error("candidate %s/%s: cannot read it from the store: %s", policy, segment, exc)
+            return
+        model = await self._load(policy, segment, record)
+        if model is not None:
+            self._candidates[key] = model
+
+    async def _load(self, policy: str, segment: str, record: ModelRecord) -> LoadedModel | None:
+        """Deserialise ``record`` in a worker thread and check its kind; None (logged, counted) if unusable."""
+        try:
+            learner = await asyncio.get_running_loop().run_in_executor(None, self.loader, record.model_bytes)
+        except Exception as exc:  # ModelFormatError and anything a corrupt blob triggers
+            self.metrics.model_load_errors.labels(policy, "format").inc()
+            log.error("model %s/%s v%d: cannot load it: %s", policy, segment, record.version, exc)
+            return None
+        if not kind_matches(policy, learner):
+            self.metrics.model_load_errors.labels(policy, "kind").inc()
+            log.error("model %s/%s v%d: holds a %r learner; refusing it", policy, segment, record.version,
+                      getattr(learner, "kind", "?"))  # fmt: skip
+            return None
+        return LoadedModel(
+            policy,
+            segment,
+            record.version,
+            learner,
+            record.meta.created_at,
+            self.clock(),
+            fast_scorer(learner),
+        )
+
+    async def _sync_served(self, policy: str, segment: str) -> bool:
         key = (policy, segment)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -210,28 +272,9 @@ class ModelCache:
                 self.metrics.model_load_errors.labels(policy, "store").inc()
                 log.error("model %s/%s: cannot read it from the store: %s", policy, segment, exc)
                 return False
-            try:
-                learner = await asyncio.get_running_loop().run_in_executor(
-                    None, self.loader, record.model_bytes
-                )
-            except Exception as exc:  # ModelFormatError and anything a corrupt blob triggers
-                self.metrics.model_load_errors.labels(policy, "format").inc()
-                log.error("model %s/%s v%d: cannot load it: %s", policy, segment, record.version, exc)
+            model = await self._load(policy, segment, record)
+            if model is None:
                 return False
-            if not kind_matches(policy, learner):
-                self.metrics.model_load_errors.labels(policy, "kind").inc()
-                log.error("model %s/%s v%d: holds a %r learner; refusing it", policy, segment, record.version,
-                          getattr(learner, "kind", "?"))  # fmt: skip
-                return False
-            model = LoadedModel(
-                policy,
-                segment,
-                record.version,
-                learner,
-                record.meta.created_at,
-                self.clock(),
-                fast_scorer(learner),
-            )
             self._models[key] = model  # the swap: one dict assignment in the event loop
             self._swapped_at[key] = time.monotonic()
             self._vanished.discard(key)

@@ -153,6 +153,15 @@ class AsyncModelStore:
         pinned = opt_int(pin)
         return int(text(current)) if pinned is None else pinned
 
+    async def versions(self, policy: str, segment: str) -> tuple[int, int | None, int | None]:
+        """(current, pinned, promoted) versions; :class:`UnknownModel` if nothing was published."""
+        keys = self.keys(policy, segment)
+        with redis_errors("versions"):
+            current, pin, promoted = await self.client.mget(keys.reads)
+        if current is None:
+            raise UnknownModel(policy, segment)
+        return int(text(current)), opt_int(pin), opt_int(promoted)
+
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[NoticeSubscription]:
         """Subscribe to the models channel for the duration of the ``async with`` block.

@@ -54,7 +54,7 @@ from bandit.promotion import GATE_ESTIMATORS, Comparison, GateRule, compare
 from bandit.protocol import learner_from_bytes
 from monitoring.gate_metrics import GateMetrics
 from scoring.linear import rule_scorer
-from scoring.policies import LoadedModel, kind_matches
+from scoring.policies import RULES_VERSION, LoadedModel, kind_matches
 from stream.codec import decode_example
 from stream.errors import EventError
 from stream.events import Example
@@ -68,6 +68,7 @@ from stream.model_store import (
     PromotionConflict,
     StoreUnavailable,
 )
+from stream.promotion_gate_shadow import ShadowLog, shadow_comparison
 
 __all__ = ["GateOutcome", "GateSettings", "GateSettingsError", "PromotionGate"]
 
@@ -174,6 +175,7 @@ class PromotionGate:
         self._window: dict[str, deque[Example]] = {}
         self._seen: dict[str, int] = {}  # examples observed per segment (ever)
         self._evaluated_at: dict[tuple[str, str, int], int] = {}  # examples seen at the last pending verdict
+        self.shadows = ShadowLog(self.settings.window)  # shadow fields of recent impressions
 
     # -- input
     def observe(self, example: Example) -> None:
@@ -197,6 +199,16 @@ class PromotionGate:
             return False
         self.observe(example)
         return True
+
+    def observe_impression_raw(self, value: bytes | None) -> bool:
+        """Keep the shadow field of an impressions-topic record (:mod:`stream.promotion_gate_shadow`).
+
+        Returns True if one was kept; a malformed one is counted by reason, not raised.
+        """
+        outcome = self.shadows.add_impression(value)
+        if outcome not in ("kept", "absent"):
+            self.metrics.bad_examples.labels(outcome).inc()
+        return outcome == "kept"
 
     def window_sizes(self) -> dict[str, int]:
         """Examples held per segment."""
@@ -299,6 +311,17 @@ class PromotionGate:
         examples: list[Example],
         champion_name: str,
     ) -> Comparison:
+        champion_label = RULES_VERSION if champion is None else _label(champion)
+        exact = shadow_comparison(
+            examples,
+            self.shadows,
+            _label(candidate),
+            champion_label,
+            self.settings.rule,
+            champion_name=champion_name,
+        )
+        if exact is not None:
+            return exact
         logs = logs_from_examples(examples)
         if logs.phi is None:
             raise ValueError("φ rows of the examples differ in width")
@@ -306,6 +329,11 @@ class PromotionGate:
         cand = _scores(candidate, X, "candidate")
         champ = rule_scorer().score_many(X) if champion is None else _scores(champion, X, champion_name)
         return compare(logs, cand, champ, self.settings.rule, champion_name=champion_name)
+
+
+def _label(record: ModelRecord) -> str:
+    """The model_version the scoring worker logs for ``record`` (scoring.policies.LoadedModel.label)."""
+    return f"{record.policy}/{record.segment}/v{record.version}"
 
 
 class _Unloadable(ValueError):

@@ -1,6 +1,7 @@
 """``smarttrip worker --mode gate``: the promotion gate fed from the examples topic.
 
-The loop reads every partition of the examples topic (no consumer group: the
+The loop reads every partition of the examples topic and of the impressions
+topic (for the shadow fields of :mod:`scoring.shadow`; no consumer group: the
 gate only reads, and every gate instance needs all segments), starting at
 most ``window`` records before each partition's end, so a restarted gate
 judges on recent traffic at once; every ``interval_s`` it runs
@@ -48,22 +49,28 @@ def run_gate_worker(
     )
     runs = 0
     try:
+        topics = (settings.topic_examples, settings.topic_impressions)
         tps: list[TopicPartition] = []
-        while not tps and not stop["now"]:  # the topic may not exist yet
-            tps = [TopicPartition(settings.topic_examples, p)
-                   for p in sorted(consumer.partitions_for_topic(settings.topic_examples) or ())]  # fmt: skip
-            if not tps:
+        while not tps and not stop["now"]:  # the topics may not exist yet
+            tps = [
+                TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
+            ]
+            if not any(tp.topic == settings.topic_examples for tp in tps):
+                tps = []
                 time.sleep(1.0)
         consumer.assign(tps)
         starts, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
         for tp in tps:
             consumer.seek(tp, max(starts[tp], ends[tp] - gate_settings.window))
-        log.info("gate: reading %s (%d partitions)", settings.topic_examples, len(tps))
+        log.info("gate: reading %s (%d partitions)", ", ".join(topics), len(tps))
         next_run = time.monotonic() + gate_settings.interval_s
         while not stop["now"]:
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
-                    gate.observe_raw(record.value)
+                    if record.topic == settings.topic_examples:
+                        gate.observe_raw(record.value)
+                    else:
+                        gate.observe_impression_raw(record.value)
             if time.monotonic() >= next_run:
                 try:
                     gate.run_once()

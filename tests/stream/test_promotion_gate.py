@@ -35,7 +35,7 @@ from stream.model_store import (
 )
 from stream.model_store_async import AsyncModelStore
 from stream.promotion_gate import GateSettings, PromotionGate
-from tests.scoring.serving import CATALOG, experiment, new_env, running, settings_for
+from tests.scoring.serving import CATALOG, experiment, new_env, running, settings_for, topic_values
 from tests.stream.gate_traffic import logged_examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -171,7 +171,7 @@ async def test_a_negated_model_is_held_and_never_served_while_a_good_one_is_prom
     }
     env = new_env(services, partitions=1)
     settings = settings_for(services, env, model_namespace=store.namespace, model_serve="promoted",
-                            experiment=LOGISTIC_ONLY)  # fmt: skip
+                            experiment=LOGISTIC_ONLY, shadow_sample=1.0)  # fmt: skip
 
     async with running(settings) as srv:
 
@@ -207,6 +207,17 @@ async def test_a_negated_model_is_held_and_never_served_while_a_good_one_is_prom
         assert store.serving_gated("logistic", segment).version == v1
         assert set(await served()) == {f"logistic logistic/{segment}/v{v1}"}  # held: never served
         assert gate.run_once() == []  # a held version is final: not evaluated again
+
+    # Shadow scoring: every impression (sample 1.0) names the unpromoted candidate that also ranked it.
+    impressions = [json.loads(v) for v in topic_values(services, env.impressions, expected=40)]
+    assert len(impressions) == 40
+    shadowed = [(i["model_version"], i.get("shadow", {}).get("model_version")) for i in impressions]
+    expected = [("rules/v1", f"logistic/{segment}/v{v1}")] * 10 + [(f"logistic/{segment}/v{v1}", None)] * 10
+    expected += [(f"logistic/{segment}/v{v1}", f"logistic/{segment}/v{v2}")] * 20
+    assert sorted(shadowed, key=str) == sorted(expected, key=str)
+    assert all(len(i["shadow"]["propensities"]) == len(i["slate"]) for i in impressions if "shadow" in i)
+    fresh = PromotionGate(store, GateSettings())
+    assert sum(fresh.observe_impression_raw(json.dumps(i).encode()) for i in impressions) == 30
 
     for decision in ("promote", "hold"):
         labels = {"policy": "logistic", "segment": segment, "decision": decision}
@@ -269,3 +280,58 @@ def test_the_gate_worker_reads_the_examples_topic_and_promotes(
     )
     assert store.promoted_version("logistic", segment) == v1
     assert store.serving_gated("logistic", segment).version == v1
+
+
+def _impression(request_id: str, label: str, props: list[float]) -> bytes:
+    return json.dumps(
+        {"request_id": request_id, "shadow": {"model_version": label, "propensities": props}}
+    ).encode()
+
+
+def test_shadow_scored_traffic_decides_with_exact_propensities(store: ModelStore) -> None:
+    segment, examples = _segment_traffic()
+    logs = logs_from_examples(examples)
+    assert logs.phi is not None
+    good = DEFAULT_POLICIES["logistic"]()
+    assert isinstance(good, LogisticLearner)
+    good.learn_many(logs.phi, logs.reward, positions=logs.position, propensities=logs.pscore)
+    bad = LogisticLearner(prior={k: -v for k, v in good.weights.items()}, prior_scale=1.0)
+    gate = PromotionGate(store, GateSettings())
+
+    # v1 shadow-scored on rules-served traffic: compared with the rules on those rows alone.
+    v1 = store.publish_learner("logistic", segment, good, offsets={}, log_epoch="e")
+    label1 = f"logistic/{segment}/v{v1}"
+    shadows: dict[str, tuple[str, list[float]]] = {}
+    gate.observe_many(
+        logged_examples(400, seed=2, segment=segment, shadow=(label1, good.score_many), shadows=shadows)
+    )
+    assert all(gate.observe_impression_raw(_impression(r, lb, p)) for r, (lb, p) in shadows.items())
+    (first,) = gate.run_once()
+    assert (first.verdict.decision, first.promoted) == ("promote", True)
+    assert first.verdict.details["basis"] == "shadow-scored" and first.verdict.reason.startswith(
+        "shadow-scored"
+    )
+    assert first.verdict.details["estimator"] == "snipw"
+
+    # v2 (negated) shadow-scored on traffic the promoted v1 served: held.
+    v2 = store.publish("logistic", segment, bad.to_bytes(), weights=bad.weights, examples_seen=10, offsets={},
+                       log_epoch="e", kind=bad.kind)  # fmt: skip
+    shadows.clear()
+    served = logged_examples(400, seed=3, segment=segment, served=(label1, good.score_many),
+                             shadow=(f"logistic/{segment}/v{v2}", bad.score_many), shadows=shadows)  # fmt: skip
+    gate.observe_many(served)
+    for r, (lb, p) in shadows.items():
+        gate.observe_impression_raw(_impression(r, lb, p))
+    (second,) = gate.run_once()
+    assert (second.version, second.verdict.decision) == (v2, "hold")
+    assert (
+        second.verdict.details["basis"] == "shadow-scored"
+        and "worse than promoted v1" in second.verdict.reason
+    )
+    assert store.serving_gated("logistic", segment).version == v1
+    # Malformed shadow fields are counted, not raised.
+    assert not gate.observe_impression_raw(b'{"request_id": "x", "shadow": {"model_version": 3}}')
+    assert (
+        gate.metrics.registry.get_sample_value("smarttrip_gate_bad_examples_total", {"reason": "bad_shadow"})
+        == 1
+    )
