@@ -8,7 +8,11 @@ check of :mod:`bandit.promotion` on recent logged traffic. The champion is the
 promoted version, or the rules policy while nothing is promoted (the rules
 policy is always the fallback).
 
-:class:`PromotionGate` is plain code (tests drive it without Kafka):
+:class:`PromotionGate` is plain code (tests drive it without Kafka). It
+compares on shadow-scored rows when it has enough for the candidate
+(:mod:`stream.promotion_gate_shadow`: exact propensities from the scoring
+worker's shadow scoring, read from the impressions topic), else on re-ranked
+logged slates.
 :meth:`~PromotionGate.observe` keeps the newest ``window`` examples of each
 segment (every variant's traffic: each example carries its logged
 propensity); :meth:`~PromotionGate.run_once` looks at every model in the
