@@ -28,7 +28,8 @@ had a model is served by the rules policy. With the gate on (``gated``), a
 pair with no promoted (or pinned) version is served by the rules policy too:
 a candidate the gate has not promoted never serves. With ``shadow`` too, the
 learner's latest version (the candidate), when it is not the served one, is
-loaded next to it for shadow scoring (:mod:`scoring.shadow`): never served. A Redis that comes back empty
+loaded next to it for shadow scoring (:mod:`scoring.shadow`): never served.
+When the gate has nominated a version to judge, that one is the candidate. A Redis that comes back empty
 (no persistence) leaves the last known models in place until new versions
 are published.
 """
@@ -125,7 +126,7 @@ class ModelCache:
         return self._models.get((policy, segment))
 
     def candidate(self, policy: str, segment: str) -> LoadedModel | None:
-        """The learner's latest version when it is not the served one (shadow scoring only), else None."""
+        """The candidate for shadow scoring (the gate's nominee, else the latest version) if not served."""
         return self._candidates.get((policy, segment))
 
     def loaded(self) -> list[LoadedModel]:
@@ -200,7 +201,9 @@ class ModelCache:
     async def _sync_candidate(self, policy: str, segment: str) -> None:
         key = (policy, segment)
         try:
-            current, _, _ = await self.store.versions(policy, segment)
+            current, _, _, nominated = await self.store.versions(policy, segment)
+            if nominated is not None:  # the version the gate is judging, else the learner's latest
+                current = nominated
             served = self._models.get(key)
             if served is not None and served.version == current:
                 self._candidates.pop(key, None)

@@ -112,12 +112,13 @@ class StoreInspection:
             all_keys = [k for k in map(self._member_keys, members) if k is not None]
             pipe = self.client.pipeline(transaction=False)
             for keys in all_keys:
-                pipe.mget(keys.reads)  # current, pin, promoted
+                pipe.mget([*keys.reads, keys.nominated])  # current, pin, promoted, nominated
             heads = pipe.execute()
             pipe = self.client.pipeline(transaction=False)
             for i, keys in enumerate(all_keys):
                 current = int(text(heads[i][0] or b"0"))
-                pipe.mget([keys.meta(current), keys.decision(current)])
+                nominee = opt_int(heads[i][3]) or 0
+                pipe.mget([keys.meta(current), keys.decision(current), keys.decision(nominee)])
             metas = pipe.execute()
         return [
             ModelSummary(
@@ -128,6 +129,8 @@ class StoreInspection:
                 meta=None if metas[i][0] is None else decode_meta(metas[i][0]),
                 promoted_version=opt_int(heads[i][2]),
                 verdict=None if metas[i][1] is None else decode_verdict(metas[i][1]),
+                nominated_version=opt_int(heads[i][3]),
+                nominated_verdict=None if metas[i][2] is None else decode_verdict(metas[i][2]),
             )
             for i, keys in enumerate(all_keys)
         ]

@@ -9,8 +9,8 @@ fallback to loading it on ``NOSCRIPT`` (redis-py's ``Script`` does this).
 
 Common conventions (Redis >= 6.2; no Redis 7 script flags are used):
 
-- ``KEYS`` are the (policy, segment)'s ``current``, ``history``, ``pin``
-  and ``promoted`` keys (READ: ``current``, ``pin``, ``promoted``); ``ARGV[1]`` is their common prefix ``<ns>:{<policy>:<segment>}:``, to
+- ``KEYS`` are the (policy, segment)'s ``current``, ``history``, ``pin``,
+  ``promoted`` and ``nominated`` keys (READ: ``current``, ``pin``, ``promoted``); ``ARGV[1]`` is their common prefix ``<ns>:{<policy>:<segment>}:``, to
   which a script appends ``v:<n>`` (model bytes) and ``meta:<n>`` (JSON). All
   keys share one hash tag, so they live in one Redis Cluster slot and the
   script runs on the node that owns it.
@@ -25,24 +25,25 @@ Common conventions (Redis >= 6.2; no Redis 7 script flags are used):
   which would lose float precision).
 - A version's bytes (``v:<n>``), metadata (``meta:<n>``) and gate decision
   (``decision:<n>``) are deleted together, and only when the version has left
-  the history *and* is neither pinned nor promoted: what may be served is
-  never trimmed.
+  the history *and* is neither pinned, promoted nor nominated (the version
+  the scoring workers shadow-score for the gate): what may be served or is
+  being judged is never trimmed.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["DECIDE", "PIN", "PUBLISH", "READ", "UNPIN"]
+__all__ = ["DECIDE", "NOMINATE", "PIN", "PUBLISH", "READ", "UNPIN"]
 
-#: KEYS: current, history, pin, promoted.
+#: KEYS: current, history, pin, promoted, nominated.
 #: ARGV: prefix, expected version ('' = unconditional; '0' = "no model yet"),
 #: history length N >= 1, model bytes, meta JSON, channel, notice head.
 #: Reply: {'conflict', current} | {'ok', new_version, serving_version}.
 #: Effect: current := current + 1 = n; v:n and meta:n set; n added to the
 #: history sorted set; versions older than the newest N are removed from it and
-#: their v:/meta:/decision: keys deleted, except the pinned and the promoted
-#: one; notice published (serving_version: pin, else the new version).
+#: their v:/meta:/decision: keys deleted, except the pinned, promoted and
+#: nominated ones; notice published (serving_version: pin, else the new version).
 PUBLISH: Final = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= cur then
@@ -55,9 +56,10 @@ redis.call('ZADD', KEYS[2], n, n)
 local keep = tonumber(ARGV[3])
 local pin = redis.call('GET', KEYS[3])
 local promoted = redis.call('GET', KEYS[4])
+local nominated = redis.call('GET', KEYS[5])
 local old = redis.call('ZRANGE', KEYS[2], 0, -(keep + 1))
 for _, v in ipairs(old) do
-  if v ~= pin and v ~= promoted then
+  if v ~= pin and v ~= promoted and v ~= nominated then
     redis.call('DEL', ARGV[1] .. 'v:' .. v, ARGV[1] .. 'meta:' .. v, ARGV[1] .. 'decision:' .. v)
   end
 end
@@ -108,7 +110,7 @@ end
 return {'ok', cur, pin, v, blob, meta, promoted}
 """
 
-#: KEYS: current, history, pin, promoted.
+#: KEYS: current, history, pin, promoted, nominated.
 #: ARGV: prefix, version, channel, notice head.
 #: Reply: {'no_model', 0} | {'no_version', current} | {'ok', current, previous_pin or ''}
 #: Effect: pin := version (which must still have its bytes). A previous pin that
@@ -124,7 +126,8 @@ if redis.call('EXISTS', ARGV[1] .. 'v:' .. v) == 0 then
   return {'no_version', cur}
 end
 local old = redis.call('GET', KEYS[3])
-if old and old ~= v and not redis.call('ZSCORE', KEYS[2], old) and old ~= redis.call('GET', KEYS[4]) then
+if old and old ~= v and not redis.call('ZSCORE', KEYS[2], old) and old ~= redis.call('GET', KEYS[4])
+    and old ~= redis.call('GET', KEYS[5]) then
   redis.call('DEL', ARGV[1] .. 'v:' .. old, ARGV[1] .. 'meta:' .. old, ARGV[1] .. 'decision:' .. old)
 end
 redis.call('SET', KEYS[3], v)
@@ -134,7 +137,7 @@ end
 return {'ok', cur, old or ''}
 """
 
-#: KEYS: current, history, pin, promoted.
+#: KEYS: current, history, pin, promoted, nominated.
 #: ARGV: prefix, channel, notice head.
 #: Reply: {'not_pinned', current} | {'ok', current, previous_pin}
 #: Effect: pin removed; if the unpinned version has left the history (and is
@@ -146,7 +149,8 @@ if not old then
   return {'not_pinned', cur}
 end
 redis.call('DEL', KEYS[3])
-if not redis.call('ZSCORE', KEYS[2], old) and old ~= redis.call('GET', KEYS[4]) then
+if not redis.call('ZSCORE', KEYS[2], old) and old ~= redis.call('GET', KEYS[4])
+    and old ~= redis.call('GET', KEYS[5]) then
   redis.call('DEL', ARGV[1] .. 'v:' .. old, ARGV[1] .. 'meta:' .. old, ARGV[1] .. 'decision:' .. old)
 end
 if ARGV[2] ~= '' then
@@ -155,7 +159,7 @@ end
 return {'ok', cur, old}
 """
 
-#: KEYS: current, history, pin, promoted.
+#: KEYS: current, history, pin, promoted, nominated.
 #: ARGV: prefix, version, decision ('promote' | 'hold' | 'pending'), expected
 #: promoted version ('' = any; '0' = none yet), decision JSON, channel, notice head.
 #: Reply: {'no_model', 0} | {'no_version', current}
@@ -188,13 +192,50 @@ end
 redis.call('SET', ARGV[1] .. 'decision:' .. v, ARGV[5])
 redis.call('SET', KEYS[4], v)
 local pin = redis.call('GET', KEYS[3])
-if old ~= '' and old ~= v and not redis.call('ZSCORE', KEYS[2], old) and old ~= pin then
+if old ~= '' and old ~= v and not redis.call('ZSCORE', KEYS[2], old) and old ~= pin
+    and old ~= redis.call('GET', KEYS[5]) then
   redis.call('DEL', ARGV[1] .. 'v:' .. old, ARGV[1] .. 'meta:' .. old, ARGV[1] .. 'decision:' .. old)
 end
 local serving = v
 if pin then serving = pin end
 if ARGV[6] ~= '' then
   redis.call('PUBLISH', ARGV[6], ARGV[7] .. ',"version":' .. v .. ',"serving_version":' .. serving .. '}')
+end
+return {'ok', cur, old}
+"""
+
+#: KEYS: current, history, pin, promoted, nominated.
+#: ARGV: prefix, version ('' = clear the nomination), channel, notice head.
+#: Reply: {'no_model', 0} | {'no_version', current} | {'ok', current, previous nominated or ''}
+#: Effect: nominated := version (which must still have its bytes), or removed. A
+#: previous nominee that has left the history and is neither pinned nor promoted
+#: has its keys deleted. Notice (event 'nominate'): version = the nominee (0 when
+#: cleared), serving_version = the pin, else the promoted version, else 0.
+NOMINATE: Final = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur == 0 then
+  return {'no_model', 0}
+end
+local v = ARGV[2]
+if v ~= '' and redis.call('EXISTS', ARGV[1] .. 'v:' .. v) == 0 then
+  return {'no_version', cur}
+end
+local old = redis.call('GET', KEYS[5]) or ''
+local pin = redis.call('GET', KEYS[3])
+local promoted = redis.call('GET', KEYS[4])
+if v == '' then
+  redis.call('DEL', KEYS[5])
+else
+  redis.call('SET', KEYS[5], v)
+end
+if old ~= '' and old ~= v and not redis.call('ZSCORE', KEYS[2], old) and old ~= pin and old ~= promoted then
+  redis.call('DEL', ARGV[1] .. 'v:' .. old, ARGV[1] .. 'meta:' .. old, ARGV[1] .. 'decision:' .. old)
+end
+local serving = pin or promoted or '0'
+if ARGV[3] ~= '' then
+  local shown = v
+  if shown == '' then shown = '0' end
+  redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"version":' .. shown .. ',"serving_version":' .. serving .. '}')
 end
 return {'ok', cur, old}
 """

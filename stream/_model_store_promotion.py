@@ -73,6 +73,7 @@ class PromotionOps:
     client: redis.Redis
     namespace: str
     _decide: Any
+    _nominate: Any
 
     def keys(self, policy: str, segment: str) -> ModelKeys:  # provided by StoreInspection
         raise NotImplementedError
@@ -109,6 +110,38 @@ class PromotionOps:
         if verdict.decision == "promote":
             raise ModelInputError("verdict.decision", "use promote() to promote a version")
         self._run_decide(policy, segment, version, verdict, None)
+
+    def nominate(self, policy: str, segment: str, version: int | None) -> int | None:
+        """Name ``version`` as the one the gate judges (None: clear); returns the previous nominee.
+
+        The scoring workers shadow-score the nominee (:mod:`scoring.shadow`) while it is
+        nominated, and it is not trimmed from the store meanwhile.
+        """
+        keys = self.keys(policy, segment)
+        if version is not None:
+            check_version("version", version)
+        with redis_errors("nominate"):
+            reply: list[Any] = self._nominate(
+                keys=keys.writes,
+                args=[
+                    keys.prefix,
+                    "" if version is None else str(version),
+                    f"{self.namespace}:models",
+                    notice_head("nominate", keys),
+                ],
+            )
+        status = text(reply[0])
+        if status == "no_model":
+            raise UnknownModel(policy, segment)
+        if status == "no_version":
+            raise UnknownVersion(policy, segment, version or 0)
+        return opt_int(reply[2])
+
+    def nominated_version(self, policy: str, segment: str) -> int | None:
+        """The version the gate is judging, None if none."""
+        keys = self.keys(policy, segment)
+        with redis_errors("nominated_version"):
+            return opt_int(self.client.get(keys.nominated))
 
     def verdict(self, policy: str, segment: str, version: int) -> GateVerdict | None:
         """The verdict recorded on ``version``, None if the gate has not decided on it."""

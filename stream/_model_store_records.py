@@ -9,6 +9,7 @@ Key layout for one (policy, segment) — every key carries the hash tag
     <ns>:{<policy>:<segment>}:history    zset  the newest N versions (score = member = n)
     <ns>:{<policy>:<segment>}:pin        int   pinned version, if any
     <ns>:{<policy>:<segment>}:promoted   int   version the promotion gate let serve, if any
+    <ns>:{<policy>:<segment>}:nominated  int   version the gate is judging (shadow-scored), if any
     <ns>:{<policy>:<segment>}:decision:<n> JSON the gate's decision on version n (GateVerdict)
     <ns>:{<policy>:<segment>}:rejected   hash  guardrail refusals: code -> count, "last" -> JSON
 
@@ -72,7 +73,7 @@ DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_NAMESPACE: Final = "smarttrip"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-Event = Literal["publish", "rollback", "pin", "unpin", "promote"]
+Event = Literal["publish", "rollback", "pin", "unpin", "promote", "nominate"]
 
 
 def check_name(field_name: str, value: object) -> str:
@@ -154,9 +155,13 @@ class ModelKeys:
         return self.prefix + "rejected"
 
     @property
+    def nominated(self) -> str:
+        return self.prefix + "nominated"
+
+    @property
     def writes(self) -> list[str]:
-        """The KEYS of the write scripts: current, history, pin, promoted."""
-        return [self.current, self.history, self.pin, self.promoted]
+        """The KEYS of the write scripts: current, history, pin, promoted, nominated."""
+        return [self.current, self.history, self.pin, self.promoted, self.nominated]
 
     @property
     def reads(self) -> list[str]:
@@ -305,6 +310,8 @@ class ModelSummary:
     meta: ModelMeta | None
     promoted_version: int | None = None
     verdict: GateVerdict | None = None  # the gate's verdict on the current version
+    nominated_version: int | None = None  # the version the gate is judging (shadow-scored)
+    nominated_verdict: GateVerdict | None = None
 
     @property
     def serving_version(self) -> int:
@@ -365,7 +372,7 @@ def decode_notice(data: bytes | str) -> ModelNotice:
         )
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise CorruptRecord(f"notice: not a model notice ({exc!r})") from None
-    if notice.event not in ("publish", "rollback", "pin", "unpin", "promote"):
+    if notice.event not in ("publish", "rollback", "pin", "unpin", "promote", "nominate"):
         raise CorruptRecord(f"notice.event: unknown event {notice.event!r}")
     return notice
 

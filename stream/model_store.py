@@ -173,6 +173,7 @@ class ModelStore(StoreInspection, PromotionOps):
         self._pin = client.register_script(lua.PIN)
         self._unpin = client.register_script(lua.UNPIN)
         self._decide = client.register_script(lua.DECIDE)
+        self._nominate = client.register_script(lua.NOMINATE)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 5.0, **kwargs: Any) -> ModelStore:

@@ -153,14 +153,14 @@ class AsyncModelStore:
         pinned = opt_int(pin)
         return int(text(current)) if pinned is None else pinned
 
-    async def versions(self, policy: str, segment: str) -> tuple[int, int | None, int | None]:
-        """(current, pinned, promoted) versions; :class:`UnknownModel` if nothing was published."""
+    async def versions(self, policy: str, segment: str) -> tuple[int, int | None, int | None, int | None]:
+        """(current, pinned, promoted, nominated) versions; :class:`UnknownModel` if nothing was published."""
         keys = self.keys(policy, segment)
         with redis_errors("versions"):
-            current, pin, promoted = await self.client.mget(keys.reads)
+            current, pin, promoted, nominated = await self.client.mget([*keys.reads, keys.nominated])
         if current is None:
             raise UnknownModel(policy, segment)
-        return int(text(current)), opt_int(pin), opt_int(promoted)
+        return int(text(current)), opt_int(pin), opt_int(promoted), opt_int(nominated)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[NoticeSubscription]:

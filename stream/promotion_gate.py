@@ -28,7 +28,16 @@ Settings (``GateSettings.from_env``, prefix ``SMARTTRIP_GATE_``):
 ``ESTIMATOR`` (dr; snipw, sndr), ``MARGIN`` (0.005, in clicks per shown item),
 ``MIN_EXAMPLES`` (2000), ``MIN_ESS`` (100), ``EPSILON`` (0.02, the serving
 exploration), ``CLIP`` (10, importance-weight clipping; 0 = none),
-``WINDOW`` (20000 examples per segment), ``INTERVAL_S`` (10).
+``WINDOW`` (20000 examples per segment), ``INTERVAL_S`` (10), ``SHADOW_WAIT_S``
+(60; 0 = do not nominate: judge on re-ranked slates at once).
+
+Nomination: with ``SHADOW_WAIT_S`` > 0 the gate nominates the version it
+judges (the store's ``nominated`` pointer); the scoring workers shadow-score
+the nominee rather than the learner's ever-moving latest version, so
+shadow-scored rows accumulate for one version. The gate waits up to
+``SHADOW_WAIT_S`` for ``MIN_EXAMPLES`` of them (pending meanwhile), then
+judges on the re-ranked slates; a decision clears the nomination and the
+next run nominates the new current version.
 The scoring worker serves promoted versions with ``SMARTTRIP_MODEL_SERVE=promoted``.
 
 Why DR and clipping by default: the examples log the shown slate, not the
@@ -91,12 +100,17 @@ class GateSettings:
     rule: GateRule = field(default_factory=lambda: GateRule(estimator="dr", clip=10.0))
     window: int = 20_000
     interval_s: float = 10.0
+    shadow_wait_s: float = 60.0
 
     def __post_init__(self) -> None:
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
             raise GateSettingsError(f"{_PREFIX}WINDOW: must be an integer >= 1, got {self.window!r}")
         if not (math.isfinite(self.interval_s) and self.interval_s > 0):
             raise GateSettingsError(f"{_PREFIX}INTERVAL_S: must be a number > 0, got {self.interval_s!r}")
+        if not (math.isfinite(self.shadow_wait_s) and self.shadow_wait_s >= 0):
+            raise GateSettingsError(
+                f"{_PREFIX}SHADOW_WAIT_S: must be a number >= 0, got {self.shadow_wait_s!r}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GateSettings:
@@ -146,7 +160,10 @@ class GateSettings:
             name, _, problem = str(exc).partition(": ")
             raise GateSettingsError(f"{_PREFIX}{name.upper()}: {problem}") from None
         return cls(
-            rule=rule, window=whole("WINDOW", base.window), interval_s=num("INTERVAL_S", base.interval_s)
+            rule=rule,
+            window=whole("WINDOW", base.window),
+            interval_s=num("INTERVAL_S", base.interval_s),
+            shadow_wait_s=num("SHADOW_WAIT_S", base.shadow_wait_s),
         )
 
 
@@ -180,6 +197,7 @@ class PromotionGate:
         self._seen: dict[str, int] = {}  # examples observed per segment (ever)
         self._evaluated_at: dict[tuple[str, str, int], int] = {}  # examples seen at the last pending verdict
         self.shadows = ShadowLog(self.settings.window)  # shadow fields of recent impressions
+        self._nominated_at: dict[tuple[str, str, int], float] = {}  # when this gate nominated a version
 
     # -- input
     def observe(self, example: Example) -> None:
@@ -238,10 +256,10 @@ class PromotionGate:
             self.metrics.window.labels(segment).set(len(window))
         outcomes = []
         for summary in self.store.models():
-            if not self._due(summary):
-                continue
             try:
-                outcomes.append(self.evaluate(summary.policy, summary.segment))
+                target = self._target(summary)
+                if target is not None:
+                    outcomes.append(self.evaluate(summary.policy, summary.segment, target))
             except StoreUnavailable:
                 raise
             except ModelStoreError as exc:
@@ -249,15 +267,26 @@ class PromotionGate:
                 log.error("gate %s/%s: %s", summary.policy, summary.segment, exc)
         return outcomes
 
-    def _due(self, s: ModelSummary) -> bool:
+    def _target(self, s: ModelSummary) -> int | None:
+        """The version to judge now: the nominee while it is undecided, else the current version."""
+        nominee = s.nominated_version
+        if nominee is not None:
+            decided = s.nominated_verdict is not None and s.nominated_verdict.decision != "pending"
+            if nominee != s.promoted_version and not decided:
+                return nominee if self._fresh(s.policy, s.segment, nominee, s.nominated_verdict) else None
+            self.store.nominate(s.policy, s.segment, None)  # decided elsewhere (or by ops): the next one
         if s.current_version == 0 or s.current_version == s.promoted_version:
-            return False
-        if s.verdict is None:
+            return None
+        return s.current_version if self._fresh(s.policy, s.segment, s.current_version, s.verdict) else None
+
+    def _fresh(self, policy: str, segment: str, version: int, verdict: GateVerdict | None) -> bool:
+        """Undecided, or pending and new traffic has arrived since (held and promoted are final)."""
+        if verdict is None:
             return True
-        if s.verdict.decision != "pending":
-            return False  # held (or promoted before and since replaced by ops): final for this version
-        seen_then = self._evaluated_at.get((s.policy, s.segment, s.current_version))
-        return seen_then is None or self._seen.get(s.segment, 0) > seen_then
+        if verdict.decision != "pending":
+            return False
+        seen_then = self._evaluated_at.get((policy, segment, version))
+        return seen_then is None or self._seen.get(segment, 0) > seen_then
 
     def evaluate(self, policy: str, segment: str, version: int | None = None) -> GateOutcome:
         """Decide on ``version`` (default: the current one) against the champion; record and count it."""
@@ -266,13 +295,16 @@ class PromotionGate:
         champion = None if promoted is None else self.store.get(policy, segment, promoted)
         champion_name = "the rules policy" if champion is None else f"promoted v{champion.version}"
         examples = [e for e in self.examples(segment) if len(e.phi) > 0]
+        since = self._nominate(policy, segment, candidate.version)
         comparison: Comparison | None = None
         reason = ""
         if not examples:
             reason = "no logged examples of this segment yet"
         else:
             try:
-                comparison = self._compare(candidate, champion, examples, champion_name)
+                comparison = self._compare(candidate, champion, examples, champion_name, since)
+            except _Waiting as exc:
+                reason = str(exc)
             except _Unloadable as exc:
                 self.metrics.errors.labels("load").inc()
                 reason = str(exc)
@@ -304,9 +336,23 @@ class PromotionGate:
             self.store.record_verdict(policy, segment, candidate.version, verdict)
             if decision == "pending":
                 self._evaluated_at[(policy, segment, candidate.version)] = self._seen.get(segment, 0)
+        if decision != "pending" and since is not None:
+            self.store.nominate(policy, segment, None)  # decided: the scoring workers stop shadow-scoring it
+            self._nominated_at.pop((policy, segment, candidate.version), None)
         self.metrics.decisions.labels(policy, segment, decision).inc()
         log.info("gate %s/%s v%d: %s (%s)", policy, segment, candidate.version, decision, reason)
         return GateOutcome(policy, segment, candidate.version, verdict, moved)
+
+    def _nominate(self, policy: str, segment: str, version: int) -> float | None:
+        """Nominate ``version`` for shadow scoring (if waiting for it is on); returns since when (clock)."""
+        if self.settings.shadow_wait_s <= 0:
+            return None
+        key = (policy, segment, version)
+        if key not in self._nominated_at:
+            if self.store.nominated_version(policy, segment) != version:
+                self.store.nominate(policy, segment, version)
+            self._nominated_at[key] = float(self.clock())
+        return self._nominated_at[key]
 
     def _compare(
         self,
@@ -314,9 +360,10 @@ class PromotionGate:
         champion: ModelRecord | None,
         examples: list[Example],
         champion_name: str,
+        nominated_since: float | None = None,
     ) -> Comparison:
         champion_label = RULES_VERSION if champion is None else _label(champion)
-        exact = shadow_comparison(
+        exact, n_shadow = shadow_comparison(
             examples,
             self.shadows,
             _label(candidate),
@@ -326,6 +373,12 @@ class PromotionGate:
         )
         if exact is not None:
             return exact
+        waited = None if nominated_since is None else float(self.clock()) - nominated_since
+        if waited is not None and waited < self.settings.shadow_wait_s:
+            raise _Waiting(
+                f"waiting for shadow-scored traffic: {n_shadow:,} of {self.settings.rule.min_examples:,} "
+                f"examples after {waited:.0f} s (re-ranked slates after {self.settings.shadow_wait_s:g} s)"
+            )
         logs = logs_from_examples(examples)
         if logs.phi is None:
             raise ValueError("φ rows of the examples differ in width")
@@ -338,6 +391,10 @@ class PromotionGate:
 def _label(record: ModelRecord) -> str:
     """The model_version the scoring worker logs for ``record`` (scoring.policies.LoadedModel.label)."""
     return f"{record.policy}/{record.segment}/v{record.version}"
+
+
+class _Waiting(Exception):
+    """The nominated candidate has too few shadow-scored rows yet, and the wait is not over."""
 
 
 class _Unloadable(ValueError):

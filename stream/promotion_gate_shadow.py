@@ -90,8 +90,8 @@ class ShadowLog:
 def shadow_comparison(
     examples: Sequence[Example], shadows: ShadowLog, candidate_label: str, champion_label: str, rule: GateRule,
     *, champion_name: str,
-) -> Comparison | None:  # fmt: skip
-    """The exact comparison on shadow-scored rows served by the champion; None if there are too few."""
+) -> tuple[Comparison | None, int]:  # fmt: skip
+    """The exact comparison on shadow-scored rows served by the champion (None if too few), and their number."""
     rows: list[Example] = []
     pi_c: list[float] = []
     for e in examples:
@@ -103,7 +103,7 @@ def shadow_comparison(
         rows.append(e)
         pi_c.append(found[1][e.position])
     if len(rows) < rule.min_examples:
-        return None
+        return None, len(rows)
     logs = logs_from_examples(rows)
     cand = OPEData.from_arrays(
         reward=logs.reward, position=logs.position, pscore=logs.pscore, pi_e=np.array(pi_c), group=logs.slate
@@ -115,4 +115,4 @@ def shadow_comparison(
     (c, p), diff = paired_values(cand, champ, exact)
     decision, reason = decide(exact, len(rows), c, p, diff, champion_name=champion_name)
     reason = f"shadow-scored, {reason}"
-    return Comparison(decision, reason, len(rows), exact, c, p, diff, basis="shadow-scored")
+    return Comparison(decision, reason, len(rows), exact, c, p, diff, basis="shadow-scored"), len(rows)

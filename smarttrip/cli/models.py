@@ -138,6 +138,7 @@ def list_models(
                     "current_version": m.current_version,
                     "pinned_version": m.pinned_version,
                     "promoted_version": m.promoted_version,
+                    "nominated_version": m.nominated_version,
                     "serving_version": m.serving_version,
                     "gated_serving_version": m.gated_version,
                     "gate_state": m.gate_state,

@@ -153,7 +153,7 @@ async def test_a_negated_model_is_held_and_never_served_while_a_good_one_is_prom
     bad = LogisticLearner(prior={k: -v for k, v in good.weights.items()}, prior_scale=1.0)
 
     metrics = GateMetrics()
-    gate = PromotionGate(store, GateSettings(), metrics=metrics, clock=lambda: 1_800_000_000.0)
+    gate = PromotionGate(store, GateSettings(shadow_wait_s=0), metrics=metrics, clock=lambda: 1_800_000_000.0)
     gate.observe_many(examples)
     assert gate.observe_raw(b"not json") is False  # bad records are counted, not raised
     assert metrics.registry.get_sample_value("smarttrip_gate_bad_examples_total", {"reason": "bad_json"}) == 1
@@ -242,7 +242,7 @@ def test_too_few_examples_leave_a_candidate_pending_until_traffic_arrives(store:
     segment, examples = _segment_traffic()
     good = DEFAULT_POLICIES["logistic"]()
     v1 = store.publish_learner("logistic", segment, good, offsets={}, log_epoch="e")
-    gate = PromotionGate(store, GateSettings())
+    gate = PromotionGate(store, GateSettings(shadow_wait_s=0))
     gate.observe_many(examples[:500])
     (first,) = gate.run_once()
     assert first.verdict.decision == "pending" and "too few examples: 500 < 2,000" in first.verdict.reason
@@ -272,7 +272,7 @@ def test_the_gate_worker_reads_the_examples_topic_and_promotes(
     settings = StreamSettings.from_env(
         {**run.env, "SMARTTRIP_REDIS_URL": services.redis_url, "SMARTTRIP_MODEL_NAMESPACE": store.namespace}
     )
-    gate = run_gate_worker(settings, GateSettings(interval_s=3.0), max_runs=1)
+    gate = run_gate_worker(settings, GateSettings(interval_s=3.0, shadow_wait_s=0), max_runs=1)
     assert sum(gate.window_sizes().values()) == len(examples)
     assert (
         gate.metrics.registry.get_sample_value("smarttrip_gate_bad_examples_total", {"reason": "bad_json"})
@@ -296,7 +296,7 @@ def test_shadow_scored_traffic_decides_with_exact_propensities(store: ModelStore
     assert isinstance(good, LogisticLearner)
     good.learn_many(logs.phi, logs.reward, positions=logs.position, propensities=logs.pscore)
     bad = LogisticLearner(prior={k: -v for k, v in good.weights.items()}, prior_scale=1.0)
-    gate = PromotionGate(store, GateSettings())
+    gate = PromotionGate(store, GateSettings(shadow_wait_s=0))
 
     # v1 shadow-scored on rules-served traffic: compared with the rules on those rows alone.
     v1 = store.publish_learner("logistic", segment, good, offsets={}, log_epoch="e")
@@ -335,3 +335,89 @@ def test_shadow_scored_traffic_decides_with_exact_propensities(store: ModelStore
         gate.metrics.registry.get_sample_value("smarttrip_gate_bad_examples_total", {"reason": "bad_shadow"})
         == 1
     )
+
+
+def test_a_nominated_candidate_is_shadow_scored_until_decided_then_the_next_one(
+    store: ModelStore, services: EmbeddedServices
+) -> None:
+    segment, examples = _segment_traffic()
+    logs = logs_from_examples(examples)
+    assert logs.phi is not None
+    good = DEFAULT_POLICIES["logistic"]()
+    assert isinstance(good, LogisticLearner)
+    good.learn_many(logs.phi, logs.reward, positions=logs.position, propensities=logs.pscore)
+    bad = LogisticLearner(prior={k: -v for k, v in good.weights.items()}, prior_scale=1.0)
+    now = {"t": 1_800_000_000.0}
+    gate = PromotionGate(store, GateSettings(shadow_wait_s=60.0), clock=lambda: now["t"])
+    gate.observe_many(examples)  # plenty of traffic, none shadow-scored
+
+    v1 = store.publish_learner("logistic", segment, good, offsets={}, log_epoch="e")
+    (first,) = gate.run_once()
+    assert (
+        first.verdict.decision == "pending"
+        and "waiting for shadow-scored traffic: 0 of 2,000" in first.verdict.reason
+    )
+    assert store.nominated_version("logistic", segment) == v1
+    # The learner moves on; the nominee stays the one judged, and keeps its bytes however many publishes follow.
+    for _ in range(12):
+        store.publish_learner("logistic", segment, good, offsets={}, log_epoch="e")
+    assert store.get("logistic", segment, v1).model_bytes == good.to_bytes()
+    label1 = f"logistic/{segment}/v{v1}"
+    shadows: dict[str, tuple[str, list[float]]] = {}
+    gate.observe_many(
+        logged_examples(300, seed=4, segment=segment, shadow=(label1, good.score_many), shadows=shadows)
+    )
+    for r, (lb, p) in shadows.items():
+        gate.observe_impression_raw(_impression(r, lb, p))
+    (second,) = gate.run_once()
+    assert (second.version, second.verdict.decision, second.promoted) == (v1, "promote", True)
+    assert second.verdict.details["basis"] == "shadow-scored"
+    assert store.nominated_version("logistic", segment) is None  # decided: no longer shadow-scored
+
+    # The next candidate (negated, current) is nominated; no shadow traffic comes, so after the wait
+    # the gate judges it on the re-ranked slates.
+    v_bad = store.publish("logistic", segment, bad.to_bytes(), weights=bad.weights, examples_seen=10, offsets={},
+                          log_epoch="e", kind=bad.kind)  # fmt: skip
+    (third,) = gate.run_once()
+    assert (third.version, third.verdict.decision) == (v_bad, "pending")
+    assert store.nominated_version("logistic", segment) == v_bad
+    now["t"] += 61.0
+    gate.observe_many(examples[:10])
+    (fourth,) = gate.run_once()
+    assert (fourth.version, fourth.verdict.decision) == (v_bad, "hold")
+    assert fourth.verdict.details["basis"] == "re-ranked slates"
+    assert store.nominated_version("logistic", segment) is None
+    assert store.serving_gated("logistic", segment).version == v1
+
+
+async def test_the_cache_shadow_loads_the_nominee_else_the_latest_version(
+    store: ModelStore, services: EmbeddedServices
+) -> None:
+    from bandit import LinUCB
+    from monitoring.scoring_metrics import ScoringMetrics
+    from scoring.model_cache import ModelCache, RedisHealth
+
+    model = LinUCB(alpha=0.1)
+    for _ in range(3):
+        store.publish_learner("linucb", "adventure", model, offsets={}, log_epoch="e")
+    store.promote("linucb", "adventure", 1, OK)
+    metrics = ScoringMetrics()
+    reader = AsyncModelStore.from_url(services.redis_url, namespace=store.namespace)
+    cache = ModelCache(reader, pairs=[("linucb", "adventure")], metrics=metrics, health=RedisHealth(metrics),
+                       gated=True, shadow=True)  # fmt: skip
+    try:
+
+        async def versions() -> tuple[int | None, int | None]:
+            await cache.sync_all()
+            served, cand = cache.get("linucb", "adventure"), cache.candidate("linucb", "adventure")
+            return (None if served is None else served.version, None if cand is None else cand.version)
+
+        assert await versions() == (1, 3)  # serves the promoted v1, shadow-scores the latest
+        store.nominate("linucb", "adventure", 2)
+        assert await versions() == (1, 2)  # the gate's nominee instead
+        store.nominate("linucb", "adventure", None)
+        store.promote("linucb", "adventure", 3, OK, expected_promoted=1)
+        assert await versions() == (3, None)  # the latest is served: nothing to shadow-score
+    finally:
+        await cache.stop()
+        await reader.aclose()
