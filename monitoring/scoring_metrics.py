@@ -71,6 +71,12 @@ class ScoringMetrics:
             ["variant", "segment"],
             registry=r,
         )
+        self.shadow = Counter(
+            "smarttrip_scoring_shadow_scored_total",
+            "Requests also scored by an unpromoted candidate (shadow scoring, never served), by policy.",
+            ["policy"],
+            registry=r,
+        )
         self.fallbacks = Counter(
             "smarttrip_scoring_policy_fallbacks_total",
             "Requests served by the rules policy instead of the variant's, by policy and reason.",

@@ -10,7 +10,8 @@ Sources, in order of speed:
    CPU, holding the GIL) would spend a fifth of a core on swaps nobody needs;
    notices within the interval coalesce into one reload of the newest version;
 3. a poll every ``SMARTTRIP_MODEL_POLL_S`` compares each pair's serving
-   version (pin, else current) with the loaded one — the fallback for lost
+   version (pin, else current; with ``SMARTTRIP_MODEL_SERVE=promoted``: pin,
+   else the version the promotion gate promoted) with the loaded one — the fallback for lost
    notices (pub/sub is fire-and-forget) and after reconnecting.
 
 A load reads the bytes (:class:`~stream.model_store_async.AsyncModelStore`),
@@ -23,7 +24,12 @@ old one finishes on it.
 Redis away: every read fails fast (socket timeouts of ``SMARTTRIP_REDIS_TIMEOUT_S``),
 :attr:`ModelCache.redis_ok` turns False (``smarttrip_scoring_redis_up`` 0,
 ``/readyz`` detail), and the loaded models keep serving; a pair that never
-had a model is served by the rules policy. A Redis that comes back empty
+had a model is served by the rules policy. With the gate on (``gated``), a
+pair with no promoted (or pinned) version is served by the rules policy too:
+a candidate the gate has not promoted never serves. With ``shadow`` too, the
+learner's latest version (the candidate), when it is not the served one, is
+loaded next to it for shadow scoring (:mod:`scoring.shadow`): never served.
+When the gate has nominated a version to judge, that one is the candidate. A Redis that comes back empty
 (no persistence) leaves the last known models in place until new versions
 are published.
 """
@@ -41,7 +47,7 @@ from bandit.protocol import Learner, learner_from_bytes
 from bandit.segments import SegmentedLearner
 from monitoring.scoring_metrics import ScoringMetrics
 from scoring.policies import LoadedModel, fast_scorer, kind_matches
-from stream.model_store import ModelStoreError, StoreUnavailable, UnknownModel
+from stream.model_store import ModelRecord, ModelStoreError, NotPromoted, StoreUnavailable, UnknownModel
 from stream.model_store_async import AsyncModelStore
 
 __all__ = ["ModelCache", "RedisHealth"]
@@ -90,6 +96,8 @@ class ModelCache:
         min_swap_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         loader: Callable[[bytes], Learner | SegmentedLearner] = learner_from_bytes,
+        gated: bool = False,
+        shadow: bool = False,
     ) -> None:
         self.store = store
         self.pairs = tuple(pairs)
@@ -99,6 +107,9 @@ class ModelCache:
         self.min_swap_s = min_swap_s
         self.clock = clock
         self.loader = loader
+        self.gated = gated  # serve pin > promoted > rules (the promotion gate) instead of pin > current
+        self.shadow = gated and shadow  # also load the current version, when not served, for shadow scoring
+        self._candidates: dict[Key, LoadedModel] = {}
         self.on_poll: list[Callable[[], Any]] = []  # extra async refreshers run with each poll
         self._models: dict[Key, LoadedModel] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -113,6 +124,10 @@ class ModelCache:
     # -- the request side
     def get(self, policy: str, segment: str) -> LoadedModel | None:
         return self._models.get((policy, segment))
+
+    def candidate(self, policy: str, segment: str) -> LoadedModel | None:
+        """The candidate for shadow scoring (the gate's nominee, else the latest version) if not served."""
+        return self._candidates.get((policy, segment))
 
     def loaded(self) -> list[LoadedModel]:
         return sorted(self._models.values(), key=lambda m: (m.policy, m.segment))
@@ -178,16 +193,76 @@ class ModelCache:
         Raises nothing for store trouble (it is logged, counted and reflected in :attr:`health`),
         except :class:`StoreUnavailable`, which callers treat as "Redis is away".
         """
+        swapped = await self._sync_served(policy, segment)
+        if self.shadow:
+            await self._sync_candidate(policy, segment)
+        return swapped
+
+    async def _sync_candidate(self, policy: str, segment: str) -> None:
+        key = (policy, segment)
+        try:
+            current, _, _, nominated = await self.store.versions(policy, segment)
+            if nominated is not None:  # the version the gate is judging, else the learner's latest
+                current = nominated
+            served = self._models.get(key)
+            if served is not None and served.version == current:
+                self._candidates.pop(key, None)
+                return
+            have = self._candidates.get(key)
+            if have is not None and have.version == current:
+                return
+            record = await self.store.get(policy, segment, current)
+        except UnknownModel:
+            self._candidates.pop(key, None)
+            return
+        except StoreUnavailable:
+            raise
+        except ModelStoreError as exc:
+            log.error("candidate %s/%s: cannot read it from the store: %s", policy, segment, exc)
+            return
+        model = await self._load(policy, segment, record)
+        if model is not None:
+            self._candidates[key] = model
+
+    async def _load(self, policy: str, segment: str, record: ModelRecord) -> LoadedModel | None:
+        """Deserialise ``record`` in a worker thread and check its kind; None (logged, counted) if unusable."""
+        try:
+            learner = await asyncio.get_running_loop().run_in_executor(None, self.loader, record.model_bytes)
+        except Exception as exc:  # ModelFormatError and anything a corrupt blob triggers
+            self.metrics.model_load_errors.labels(policy, "format").inc()
+            log.error("model %s/%s v%d: cannot load it: %s", policy, segment, record.version, exc)
+            return None
+        if not kind_matches(policy, learner):
+            self.metrics.model_load_errors.labels(policy, "kind").inc()
+            log.error("model %s/%s v%d: holds a %r learner; refusing it", policy, segment, record.version,
+                      getattr(learner, "kind", "?"))  # fmt: skip
+            return None
+        return LoadedModel(
+            policy,
+            segment,
+            record.version,
+            learner,
+            record.meta.created_at,
+            self.clock(),
+            fast_scorer(learner),
+        )
+
+    async def _sync_served(self, policy: str, segment: str) -> bool:
         key = (policy, segment)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             try:
-                version = await self.store.serving_version(policy, segment)
+                version = await self.store.serving_version(policy, segment, gated=self.gated)
                 self.health.success()
                 current = self._models.get(key)
                 if current is not None and current.version == version and key not in self._vanished:
                     return False
-                record = await self.store.serving(policy, segment)
+                record = await self.store.serving(policy, segment, gated=self.gated)
+            except NotPromoted:
+                self.health.success()
+                if self._models.pop(key, None) is not None:  # unpinned with nothing promoted: rules
+                    log.warning("model %s/%s: nothing promoted or pinned; serving rules", policy, segment)
+                return False
             except UnknownModel:
                 self.health.success()
                 if key in self._models:
@@ -200,28 +275,9 @@ class ModelCache:
                 self.metrics.model_load_errors.labels(policy, "store").inc()
                 log.error("model %s/%s: cannot read it from the store: %s", policy, segment, exc)
                 return False
-            try:
-                learner = await asyncio.get_running_loop().run_in_executor(
-                    None, self.loader, record.model_bytes
-                )
-            except Exception as exc:  # ModelFormatError and anything a corrupt blob triggers
-                self.metrics.model_load_errors.labels(policy, "format").inc()
-                log.error("model %s/%s v%d: cannot load it: %s", policy, segment, record.version, exc)
+            model = await self._load(policy, segment, record)
+            if model is None:
                 return False
-            if not kind_matches(policy, learner):
-                self.metrics.model_load_errors.labels(policy, "kind").inc()
-                log.error("model %s/%s v%d: holds a %r learner; refusing it", policy, segment, record.version,
-                          getattr(learner, "kind", "?"))  # fmt: skip
-                return False
-            model = LoadedModel(
-                policy,
-                segment,
-                record.version,
-                learner,
-                record.meta.created_at,
-                self.clock(),
-                fast_scorer(learner),
-            )
             self._models[key] = model  # the swap: one dict assignment in the event loop
             self._swapped_at[key] = time.monotonic()
             self._vanished.discard(key)

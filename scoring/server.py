@@ -112,6 +112,8 @@ def create_app(
         poll_s=settings.model_poll_s,
         min_swap_s=settings.model_min_swap_s,
         clock=clock,
+        gated=settings.model_serve == "promoted",
+        shadow=settings.shadow_sample > 0,
     )
     experiments = ExperimentStore(
         redis_client,
@@ -156,6 +158,7 @@ def create_app(
         exploration_seed=settings.exploration_seed,
         clock=clock,
         today=today,
+        shadow_sample=settings.shadow_sample if settings.model_serve == "promoted" else 0.0,
     )
     services = Services(
         settings=settings,

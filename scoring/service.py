@@ -30,6 +30,7 @@ from scoring.impression_log import ImpressionLog
 from scoring.model_cache import ModelCache
 from scoring.policies import Scored, score_request
 from scoring.requests import RankRequest, check_trip_id
+from scoring.shadow import shadow_propensities, shadow_sampled
 from stream.events import SCHEMA_VERSION
 
 __all__ = ["ANONYMOUS_USER", "CatalogState", "Ranker", "impression_bytes", "request_rows"]
@@ -78,6 +79,8 @@ class _Served:
     phi: npt.NDArray[np.float32]
     catalog_version: str
     randomized: npt.NDArray[np.bool_] | None = None  # per item: exploration's uniform draw
+    shadow_version: str | None = None  # the candidate that shadow-scored the request (scoring.shadow)
+    shadow_propensities: npt.NDArray[np.float64] | None = None
 
 
 def impression_bytes(s: _Served) -> bytes:
@@ -98,24 +101,25 @@ def impression_bytes(s: _Served) -> bytes:
         for item, drawn in zip(slate, s.randomized.tolist(), strict=True):
             if drawn:
                 item["randomized"] = True
-    return orjson.dumps(
-        {
-            "v": SCHEMA_VERSION,
-            "kind": "impression",
-            "request_id": s.request_id,
-            "session_id": s.session_id,
-            "user_id": s.user_id,
-            "segment": s.segment,
-            "policy": s.policy,
-            "model_version": s.model_version,
-            "feature_version": FEATURE_VERSION,
-            "phi_names": _PHI_NAMES,
-            "catalog_version": s.catalog_version,
-            "ts": s.ts,
-            "slate": slate,
-            "variant": s.variant,
-        }
-    )
+    body = {
+        "v": SCHEMA_VERSION,
+        "kind": "impression",
+        "request_id": s.request_id,
+        "session_id": s.session_id,
+        "user_id": s.user_id,
+        "segment": s.segment,
+        "policy": s.policy,
+        "model_version": s.model_version,
+        "feature_version": FEATURE_VERSION,
+        "phi_names": _PHI_NAMES,
+        "catalog_version": s.catalog_version,
+        "ts": s.ts,
+        "slate": slate,
+        "variant": s.variant,
+    }
+    if s.shadow_version is not None and s.shadow_propensities is not None:
+        body["shadow"] = {"model_version": s.shadow_version, "propensities": s.shadow_propensities.tolist()}
+    return orjson.dumps(body)
 
 
 class Ranker:
@@ -133,6 +137,7 @@ class Ranker:
         exploration_seed: int = 0,
         clock: Callable[[], float] = time.time,
         today: Callable[[], dt.date] | None = None,
+        shadow_sample: float = 0.0,
     ) -> None:
         self.catalog = catalog
         self.models = models
@@ -143,6 +148,9 @@ class Ranker:
         self.exploration_seed = exploration_seed
         self.clock = clock
         self.today = today or (lambda: dt.datetime.fromtimestamp(self.clock(), dt.UTC).date())
+        self.shadow_sample = (
+            shadow_sample  # share of requests shadow-scored by the candidate (scoring.shadow)
+        )
 
     def rank(self, req: RankRequest, request_id: str | None = None) -> dict[str, Any]:
         """The response body of /v1/rank; logs the impression (if any item was served)."""
@@ -168,10 +176,11 @@ class Ranker:
             )
         ]
         if items:
+            shadow = self._shadow(variant.policy, req, X, slate, variant.epsilon, request_id)
             served = _Served(
                 request_id, req.session_id, req.user or ANONYMOUS_USER, req.segment, scored.policy,
                 variant.name, scored.model_version, self.clock(), trip_ids, scores, slate.propensities,
-                X[slate.order], catalog.version, slate.randomized,
+                X[slate.order], catalog.version, slate.randomized, *shadow,
             )  # fmt: skip
             self.log.submit(self.topic, req.session_id.encode(), lambda: impression_bytes(served))
             self.metrics.impression(variant.name, req.segment)
@@ -188,6 +197,27 @@ class Ranker:
             "ignored_trip_ids": ignored,
             "catalog_version": catalog.version,
         }
+
+    def _shadow(
+        self,
+        policy: str,
+        req: RankRequest,
+        X: npt.NDArray[np.float32],
+        slate: Slate,
+        epsilon: float,
+        request_id: str,
+    ) -> tuple[str | None, npt.NDArray[np.float64] | None]:
+        """The candidate's label and propensities of the served slate, for a sampled request (else Nones)."""
+        if not self.shadow_sample or not shadow_sampled(request_id, self.shadow_sample):
+            return None, None
+        candidate = self.models.candidate(policy, req.segment)
+        if candidate is None:
+            return None, None
+        scores = candidate.score(X, req.segment)
+        if scores.shape != (X.shape[0],) or not np.isfinite(scores).all():
+            return None, None
+        self.metrics.shadow.labels(policy).inc()
+        return candidate.label, shadow_propensities(scores, slate.order, epsilon if req.explore else 0.0)
 
     def _slate(self, scored: Scored, req: RankRequest, epsilon: float, request_id: str) -> Slate:
         if not req.explore:

@@ -19,6 +19,12 @@ SMARTTRIP_REDIS_URL                the model store                             r
 SMARTTRIP_MODEL_NAMESPACE          key prefix of the model store               smarttrip
 SMARTTRIP_MODEL_POLL_S             fallback poll of models and experiment      2
 SMARTTRIP_MODEL_MIN_SWAP_S         least time between two loads of one model   1 (0 = every version)
+SMARTTRIP_MODEL_SERVE              current: pin, else the learner's latest;   current
+                                   promoted: pin, else what the promotion
+                                   gate promoted, else the rules policy
+SMARTTRIP_SHADOW_SAMPLE            with MODEL_SERVE=promoted: share of         0.1
+                                   requests also scored by the unpromoted
+                                   candidate (logged, never served; 0 = off)
 SMARTTRIP_REDIS_TIMEOUT_S          Redis socket timeout                        1
 SMARTTRIP_KAFKA_BOOTSTRAP          broker host:port list                       127.0.0.1:9092
 SMARTTRIP_TOPIC_IMPRESSIONS        impressions topic                           impressions
@@ -81,6 +87,8 @@ class ServeSettings:
     model_namespace: str = "smarttrip"
     model_poll_s: float = 2.0
     model_min_swap_s: float = 1.0
+    model_serve: str = "current"
+    shadow_sample: float = 0.1
     redis_timeout_s: float = 1.0
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_impressions: str = "impressions"
@@ -147,6 +155,12 @@ class ServeSettings:
             raise SettingsError(
                 f"{ENV_PREFIX}CATALOG_SOURCE: must be file or redis, got {self.catalog_source!r}"
             )
+        if self.model_serve not in ("current", "promoted"):
+            raise SettingsError(
+                f"{ENV_PREFIX}MODEL_SERVE: must be current or promoted, got {self.model_serve!r}"
+            )
+        if not 0 <= self.shadow_sample <= 1:
+            raise SettingsError(f"{ENV_PREFIX}SHADOW_SAMPLE: must be in [0, 1], got {self.shadow_sample}")
         if self.synthetic_trips < 0:
             raise SettingsError(f"{ENV_PREFIX}SYNTHETIC_TRIPS: must be >= 0, got {self.synthetic_trips}")
 

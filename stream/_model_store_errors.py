@@ -11,6 +11,7 @@ which ones infrastructure may simply retry (aiokafka's ``KafkaError`` idea)::
         ├── VersionConflict        compare-and-set failed: current version != expected
         ├── GuardrailError         publish refused: non-finite/out-of-bounds weights, too few examples
         ├── UnknownModel           no version was ever published for (policy, segment)
+        │   └── NotPromoted        gated read: versions exist, none promoted or pinned yet
         ├── UnknownVersion         that version does not exist (never, or trimmed from history)
         ├── CorruptRecord          stored metadata is not what this code wrote
         └── StoreUnavailable       (retriable = True) Redis unreachable, loading, read-only, cluster down
@@ -35,6 +36,7 @@ __all__ = [
     "GuardrailError",
     "ModelInputError",
     "ModelStoreError",
+    "NotPromoted",
     "StoreUnavailable",
     "UnknownModel",
     "UnknownVersion",
@@ -112,6 +114,19 @@ class UnknownModel(ModelStoreError):
 
     def __init__(self, policy: str, segment: str) -> None:
         super().__init__(f"{policy}/{segment}: no model has been published")
+        self.policy = policy
+        self.segment = segment
+
+
+class NotPromoted(UnknownModel):
+    """A gated read found no promoted (or pinned) version: nothing may serve live traffic yet.
+
+    A subclass of :class:`UnknownModel`, so a reader that falls back to the
+    rules policy when no model exists does the same here.
+    """
+
+    def __init__(self, policy: str, segment: str) -> None:
+        ModelStoreError.__init__(self, f"{policy}/{segment}: no version has been promoted (or pinned)")
         self.policy = policy
         self.segment = segment
 

@@ -37,6 +37,7 @@ from stream._model_store_records import (
     opt_int,
     text,
 )
+from stream._model_store_verdict import decode_verdict
 
 __all__ = ["Rejections", "StoreInspection"]
 
@@ -79,19 +80,28 @@ class StoreInspection:
             pipe = self.client.pipeline(transaction=True)
             pipe.get(keys.current)
             pipe.get(keys.pin)
+            pipe.get(keys.promoted)
             pipe.zrevrange(keys.history, 0, -1)
-            current_raw, pin_raw, members = pipe.execute()
+            current_raw, pin_raw, promoted_raw, members = pipe.execute()
             if current_raw is None:
                 raise UnknownModel(policy, segment)
             versions = [int(text(m)) for m in members]
-            pinned = opt_int(pin_raw)
-            if pinned is not None and pinned not in versions:
-                versions = sorted([*versions, pinned], reverse=True)
+            pinned, promoted = opt_int(pin_raw), opt_int(promoted_raw)
+            extra = {v for v in (pinned, promoted) if v is not None and v not in versions}
+            versions = sorted([*versions, *extra], reverse=True)
             metas = self.client.mget([keys.meta(v) for v in versions]) if versions else []
+            verdicts = self.client.mget([keys.decision(v) for v in versions]) if versions else []
         current = int(text(current_raw))
         return [
-            VersionInfo(version=v, meta=decode_meta(m), current=v == current, pinned=v == pinned)
-            for v, m in zip(versions, metas, strict=True)
+            VersionInfo(
+                version=v,
+                meta=decode_meta(m),
+                current=v == current,
+                pinned=v == pinned,
+                promoted=v == promoted,
+                verdict=None if d is None else decode_verdict(d),
+            )
+            for v, m, d in zip(versions, metas, verdicts, strict=True)
             if m is not None
         ]
 
@@ -102,20 +112,25 @@ class StoreInspection:
             all_keys = [k for k in map(self._member_keys, members) if k is not None]
             pipe = self.client.pipeline(transaction=False)
             for keys in all_keys:
-                pipe.get(keys.current)
-                pipe.get(keys.pin)
+                pipe.mget([*keys.reads, keys.nominated])  # current, pin, promoted, nominated
             heads = pipe.execute()
             pipe = self.client.pipeline(transaction=False)
             for i, keys in enumerate(all_keys):
-                pipe.get(keys.meta(int(text(heads[2 * i] or b"0"))))
+                current = int(text(heads[i][0] or b"0"))
+                nominee = opt_int(heads[i][3]) or 0
+                pipe.mget([keys.meta(current), keys.decision(current), keys.decision(nominee)])
             metas = pipe.execute()
         return [
             ModelSummary(
                 policy=keys.policy,
                 segment=keys.segment,
-                current_version=int(text(heads[2 * i] or b"0")),
-                pinned_version=opt_int(heads[2 * i + 1]),
-                meta=None if metas[i] is None else decode_meta(metas[i]),
+                current_version=int(text(heads[i][0] or b"0")),
+                pinned_version=opt_int(heads[i][1]),
+                meta=None if metas[i][0] is None else decode_meta(metas[i][0]),
+                promoted_version=opt_int(heads[i][2]),
+                verdict=None if metas[i][1] is None else decode_verdict(metas[i][1]),
+                nominated_version=opt_int(heads[i][3]),
+                nominated_verdict=None if metas[i][2] is None else decode_verdict(metas[i][2]),
             )
             for i, keys in enumerate(all_keys)
         ]

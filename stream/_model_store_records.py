@@ -8,6 +8,9 @@ Key layout for one (policy, segment) — every key carries the hash tag
     <ns>:{<policy>:<segment>}:meta:<n>   JSON  ModelMeta of version n
     <ns>:{<policy>:<segment>}:history    zset  the newest N versions (score = member = n)
     <ns>:{<policy>:<segment>}:pin        int   pinned version, if any
+    <ns>:{<policy>:<segment>}:promoted   int   version the promotion gate let serve, if any
+    <ns>:{<policy>:<segment>}:nominated  int   version the gate is judging (shadow-scored), if any
+    <ns>:{<policy>:<segment>}:decision:<n> JSON the gate's decision on version n (GateVerdict)
     <ns>:{<policy>:<segment>}:rejected   hash  guardrail refusals: code -> count, "last" -> JSON
 
 and two global names (no hash tag; never in a multi-key operation)::
@@ -33,10 +36,12 @@ from stream._model_store_errors import (
     CorruptRecord,
     ModelInputError,
     ModelStoreError,
+    NotPromoted,
     UnknownModel,
     UnknownVersion,
     VersionConflict,
 )
+from stream._model_store_verdict import GateVerdict
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -68,7 +73,7 @@ DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
 DEFAULT_NAMESPACE: Final = "smarttrip"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-Event = Literal["publish", "rollback", "pin", "unpin"]
+Event = Literal["publish", "rollback", "pin", "unpin", "promote", "nominate"]
 
 
 def check_name(field_name: str, value: object) -> str:
@@ -142,8 +147,29 @@ class ModelKeys:
         return self.prefix + "pin"
 
     @property
+    def promoted(self) -> str:
+        return self.prefix + "promoted"
+
+    @property
     def rejected(self) -> str:
         return self.prefix + "rejected"
+
+    @property
+    def nominated(self) -> str:
+        return self.prefix + "nominated"
+
+    @property
+    def writes(self) -> list[str]:
+        """The KEYS of the write scripts: current, history, pin, promoted, nominated."""
+        return [self.current, self.history, self.pin, self.promoted, self.nominated]
+
+    @property
+    def reads(self) -> list[str]:
+        """The KEYS of the READ script: current, pin, promoted."""
+        return [self.current, self.pin, self.promoted]
+
+    def decision(self, version: int) -> str:
+        return f"{self.prefix}decision:{version}"
 
     def blob(self, version: int) -> str:
         return f"{self.prefix}v:{version}"
@@ -253,21 +279,24 @@ class ModelRecord:
     meta: ModelMeta
     current_version: int
     pinned_version: int | None
+    promoted_version: int | None = None
 
     @property
     def serving_version(self) -> int:
-        """The version the scoring side serves: the pin if any, else the current one."""
+        """The version served with the gate off: the pin if any, else the current one."""
         return self.current_version if self.pinned_version is None else self.pinned_version
 
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """One entry of a model's history (no bytes)."""
+    """One entry of a model's history (no bytes), with the gate's verdict on it if any."""
 
     version: int
     meta: ModelMeta
     current: bool
     pinned: bool
+    promoted: bool = False
+    verdict: GateVerdict | None = None
 
 
 @dataclass(frozen=True)
@@ -279,10 +308,35 @@ class ModelSummary:
     current_version: int
     pinned_version: int | None
     meta: ModelMeta | None
+    promoted_version: int | None = None
+    verdict: GateVerdict | None = None  # the gate's verdict on the current version
+    nominated_version: int | None = None  # the version the gate is judging (shadow-scored)
+    nominated_verdict: GateVerdict | None = None
 
     @property
     def serving_version(self) -> int:
+        """Served with the gate off: the pin, else the current version."""
         return self.current_version if self.pinned_version is None else self.pinned_version
+
+    @property
+    def gated_version(self) -> int | None:
+        """Served with the gate on: the pin, else the promoted version (None: the rules policy)."""
+        return self.promoted_version if self.pinned_version is None else self.pinned_version
+
+    @property
+    def gate_state(self) -> str:
+        """``promoted``, ``candidate-held`` or ``candidate-pending``: where the current version stands.
+
+        >>> ModelSummary("linucb", "family", 7, None, None, promoted_version=7).gate_state
+        'promoted'
+        >>> ModelSummary("linucb", "family", 8, None, None, promoted_version=7).gate_state
+        'candidate-pending'
+        """
+        if self.current_version == self.promoted_version:
+            return "promoted"
+        if self.verdict is not None and self.verdict.decision == "hold":
+            return "candidate-held"
+        return "candidate-pending"
 
 
 @dataclass(frozen=True)
@@ -318,7 +372,7 @@ def decode_notice(data: bytes | str) -> ModelNotice:
         )
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise CorruptRecord(f"notice: not a model notice ({exc!r})") from None
-    if notice.event not in ("publish", "rollback", "pin", "unpin"):
+    if notice.event not in ("publish", "rollback", "pin", "unpin", "promote", "nominate"):
         raise CorruptRecord(f"notice.event: unknown event {notice.event!r}")
     return notice
 
@@ -337,6 +391,8 @@ def parse_read(keys: ModelKeys, reply: list[Any], which: str) -> ModelRecord:
     status = text(reply[0])
     if status == "no_model":
         raise UnknownModel(keys.policy, keys.segment)
+    if status == "no_promoted":
+        raise NotPromoted(keys.policy, keys.segment)
     if status == "no_version":
         raise UnknownVersion(keys.policy, keys.segment, int(reply[3]))
     if status != "ok":
@@ -352,6 +408,7 @@ def parse_read(keys: ModelKeys, reply: list[Any], which: str) -> ModelRecord:
         meta=decode_meta(reply[5]),
         current_version=int(reply[1]),
         pinned_version=opt_int(reply[2]),
+        promoted_version=opt_int(reply[6]) if len(reply) > 6 else None,
     )
 
 

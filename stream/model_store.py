@@ -21,7 +21,9 @@ raises :class:`GuardrailError`, is counted (``store.rejected``, the
 nothing, so the scoring side keeps serving the previous version.
 
 The serving side reads :meth:`ModelStore.serving` (the pinned version if one
-is pinned, else the current one). :meth:`ModelStore.rollback` re-publishes
+is pinned, else the current one) or, with the promotion gate on,
+:meth:`ModelStore.serving_gated` (the pin, else the version the gate
+promoted — :mod:`stream._model_store_promotion`; never a held candidate). :meth:`ModelStore.rollback` re-publishes
 the bytes of an earlier version, unchanged, as a *new* version (versions stay
 monotonic, a notice goes out, a learner's next conditional publish fails and
 makes it reload). Key layout: :mod:`stream._model_store_records`; errors:
@@ -50,6 +52,7 @@ from stream._model_store_errors import (
     GuardrailError,
     ModelInputError,
     ModelStoreError,
+    NotPromoted,
     StoreUnavailable,
     UnknownModel,
     UnknownVersion,
@@ -57,6 +60,7 @@ from stream._model_store_errors import (
     redis_errors,
 )
 from stream._model_store_inspect import Rejections, StoreInspection
+from stream._model_store_promotion import PromotionConflict, PromotionOps
 from stream._model_store_records import (
     DEFAULT_NAMESPACE,
     DEFAULT_REDIS_URL,
@@ -78,6 +82,7 @@ from stream._model_store_records import (
     parse_read,
     text,
 )
+from stream._model_store_verdict import GateVerdict
 from stream.guardrails import Guardrails, WeightsLike, learner_weights
 
 if TYPE_CHECKING:
@@ -87,6 +92,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_REDIS_URL",
     "CorruptRecord",
+    "GateVerdict",
     "GuardrailError",
     "ModelInputError",
     "ModelKeys",
@@ -97,6 +103,8 @@ __all__ = [
     "ModelStoreError",
     "ModelStoreSettings",
     "ModelSummary",
+    "NotPromoted",
+    "PromotionConflict",
     "Rejections",
     "StoreUnavailable",
     "UnknownModel",
@@ -115,7 +123,7 @@ def _digest(model_bytes: bytes) -> str:
     return hashlib.sha256(model_bytes).hexdigest()
 
 
-class ModelStore(StoreInspection):
+class ModelStore(StoreInspection, PromotionOps):
     """Synchronous model store (learner agent, CLI, tests).
 
     Parameters
@@ -164,6 +172,8 @@ class ModelStore(StoreInspection):
         self._read = client.register_script(lua.READ)
         self._pin = client.register_script(lua.PIN)
         self._unpin = client.register_script(lua.UNPIN)
+        self._decide = client.register_script(lua.DECIDE)
+        self._nominate = client.register_script(lua.NOMINATE)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 5.0, **kwargs: Any) -> ModelStore:
@@ -333,7 +343,7 @@ class ModelStore(StoreInspection):
         check_version("version", version)
         with redis_errors("pin"):
             reply = self._pin(
-                keys=[keys.current, keys.history, keys.pin],
+                keys=keys.writes,
                 args=[keys.prefix, str(version), self.channel, notice_head("pin", keys)],
             )
         status = text(reply[0])
@@ -347,7 +357,7 @@ class ModelStore(StoreInspection):
         keys = self.keys(policy, segment)
         with redis_errors("unpin"):
             reply = self._unpin(
-                keys=[keys.current, keys.history, keys.pin],
+                keys=keys.writes,
                 args=[keys.prefix, self.channel, notice_head("unpin", keys)],
             )
         if text(reply[0]) == "not_pinned":
@@ -386,7 +396,7 @@ class ModelStore(StoreInspection):
     # -- internals
     def _read_record(self, keys: ModelKeys, which: str) -> ModelRecord:
         with redis_errors("get"):
-            reply = self._read(keys=[keys.current, keys.pin], args=[keys.prefix, which])
+            reply = self._read(keys=keys.reads, args=[keys.prefix, which])
         return parse_read(keys, reply, which)
 
     def _refuse(self, keys: ModelKeys, error: GuardrailError) -> None:
@@ -405,7 +415,7 @@ class ModelStore(StoreInspection):
             # Index first (idempotent): a failure here has written nothing, so a retry is safe.
             self.client.sadd(self.index_key, keys.member)
             reply = self._publish(
-                keys=[keys.current, keys.history, keys.pin],
+                keys=keys.writes,
                 args=[*args, blob, encode_meta(meta), self.channel, head],
             )
         return parse_publish(keys, reply, expected)

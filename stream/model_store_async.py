@@ -31,6 +31,7 @@ import redis.asyncio.client
 
 from stream import _model_store_lua as lua
 from stream._model_store_errors import CorruptRecord, ModelInputError, UnknownModel, redis_errors
+from stream._model_store_promotion import gated_version
 from stream._model_store_records import (
     DEFAULT_NAMESPACE,
     ModelKeys,
@@ -132,19 +133,34 @@ class AsyncModelStore:
         which = "current" if version is None else str(check_version("version", version))
         return await self._read_record(self.keys(policy, segment), which)
 
-    async def serving(self, policy: str, segment: str) -> ModelRecord:
-        """The record to serve: the pinned version if any, else the current one."""
-        return await self._read_record(self.keys(policy, segment), "serving")
+    async def serving(self, policy: str, segment: str, *, gated: bool = False) -> ModelRecord:
+        """The record to serve: the pinned version if any, else the current one.
 
-    async def serving_version(self, policy: str, segment: str) -> int:
-        """The version to serve, without its bytes (cheap enough to poll)."""
+        ``gated``: the pinned version, else the promoted one
+        (:mod:`stream._model_store_promotion`); :class:`NotPromoted` if neither.
+        """
+        return await self._read_record(self.keys(policy, segment), "gated" if gated else "serving")
+
+    async def serving_version(self, policy: str, segment: str, *, gated: bool = False) -> int:
+        """The version to serve, without its bytes (cheap enough to poll); ``gated`` as in :meth:`serving`."""
         keys = self.keys(policy, segment)
         with redis_errors("serving_version"):
-            current, pin = await self.client.mget([keys.current, keys.pin])
+            current, pin, promoted = await self.client.mget(keys.reads)
+        if gated:
+            return gated_version(policy, segment, current, pin, promoted)
         if current is None:
             raise UnknownModel(policy, segment)
         pinned = opt_int(pin)
         return int(text(current)) if pinned is None else pinned
+
+    async def versions(self, policy: str, segment: str) -> tuple[int, int | None, int | None, int | None]:
+        """(current, pinned, promoted, nominated) versions; :class:`UnknownModel` if nothing was published."""
+        keys = self.keys(policy, segment)
+        with redis_errors("versions"):
+            current, pin, promoted, nominated = await self.client.mget([*keys.reads, keys.nominated])
+        if current is None:
+            raise UnknownModel(policy, segment)
+        return int(text(current)), opt_int(pin), opt_int(promoted), opt_int(nominated)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[NoticeSubscription]:
@@ -164,5 +180,5 @@ class AsyncModelStore:
 
     async def _read_record(self, keys: ModelKeys, which: str) -> ModelRecord:
         with redis_errors("get"):
-            reply = await self._read(keys=[keys.current, keys.pin], args=[keys.prefix, which])
+            reply = await self._read(keys=keys.reads, args=[keys.prefix, which])
         return parse_read(keys, reply, which)

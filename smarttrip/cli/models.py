@@ -1,8 +1,9 @@
-"""``smarttrip models …``: inspect, roll back and pin the learned models in Redis.
+"""``smarttrip models …``: inspect, roll back, pin and promote the learned models in Redis.
 
 Why: ops must see which model version each (policy, segment) serves, what its
 weights are ("BUDGET_PERFECT is now 9.3" next to the rule's 12), why a publish
-was refused, and undo a bad model in seconds. Every command takes
+was refused, why the promotion gate holds a candidate back (``list`` shows
+each model's gate state and the reason), and undo a bad model in seconds. Every command takes
 ``--redis-url`` (env ``SMARTTRIP_REDIS_URL``, default
 ``redis://127.0.0.1:6379/0``), ``--namespace`` (env
 ``SMARTTRIP_MODEL_NAMESPACE``, default ``smarttrip``) and ``--json`` for
@@ -31,6 +32,7 @@ from scoring.weights import SCORING_WEIGHTS
 from stream.model_store import (
     DEFAULT_NAMESPACE,
     DEFAULT_REDIS_URL,
+    GateVerdict,
     ModelInputError,
     ModelMeta,
     ModelRecord,
@@ -118,7 +120,13 @@ def _event(meta: ModelMeta) -> str:
 def list_models(
     redis_url: RedisUrl = DEFAULT_REDIS_URL, namespace: Namespace = DEFAULT_NAMESPACE, as_json: AsJson = False
 ) -> None:
-    """Every (policy, segment) with its current, pinned and served version."""
+    """Every (policy, segment): current, pinned, promoted and served version, and the gate's verdict.
+
+    ``serving`` is what the scoring worker serves with the gate off (pin, else
+    current); ``gated`` what it serves with the gate on (pin, else promoted;
+    ``rules`` while nothing is promoted). ``gate`` is where the current version
+    stands: promoted, candidate-held or candidate-pending, with the reason.
+    """
     with _store(redis_url, namespace) as store:
         models = store.models()
     if as_json:
@@ -129,7 +137,12 @@ def list_models(
                     "segment": m.segment,
                     "current_version": m.current_version,
                     "pinned_version": m.pinned_version,
+                    "promoted_version": m.promoted_version,
+                    "nominated_version": m.nominated_version,
                     "serving_version": m.serving_version,
+                    "gated_serving_version": m.gated_version,
+                    "gate_state": m.gate_state,
+                    "gate_verdict": None if m.verdict is None else _verdict_json(m.verdict),
                     "kind": m.meta.kind if m.meta else None,
                     "examples_seen": m.meta.examples_seen if m.meta else None,
                     "created_at": m.meta.created_at if m.meta else None,
@@ -145,7 +158,10 @@ def list_models(
             ("segment", "name"),
             ("current", "num"),
             ("pinned", "num"),
+            ("promoted", "num"),
             ("serving", "num"),
+            ("gated", "num"),
+            ("gate", "text"),
             ("kind", "text"),
             ("examples", "num"),
             ("created", "time"),
@@ -157,12 +173,36 @@ def list_models(
             m.segment,
             str(m.current_version),
             "-" if m.pinned_version is None else str(m.pinned_version),
+            "-" if m.promoted_version is None else str(m.promoted_version),
             str(m.serving_version),
+            "rules" if m.gated_version is None else str(m.gated_version),
+            m.gate_state,
             m.meta.kind if m.meta else "-",
             f"{m.meta.examples_seen:,}" if m.meta else "-",
             _short_when(m.meta.created_at if m.meta else None),
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for m in models:
+        if m.verdict is not None:
+            console.print(
+                f"{m.policy}/{m.segment} v{m.current_version} {m.gate_state} "
+                f"({m.verdict.source}, {_short_when(m.verdict.at)}): {m.verdict.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _verdict_json(v: GateVerdict) -> dict[str, Any]:
+    return {
+        "decision": v.decision,
+        "reason": v.reason,
+        "at": v.at,
+        "at_iso": _when(v.at),
+        "champion_version": v.champion_version,
+        "source": v.source,
+        "details": v.details,
+    }
 
 
 def _weights_table(record: ModelRecord) -> Table:
@@ -237,6 +277,8 @@ def _history_json(info: VersionInfo) -> dict[str, Any]:
         "version": info.version,
         "current": info.current,
         "pinned": info.pinned,
+        "promoted": info.promoted,
+        "gate_verdict": None if info.verdict is None else _verdict_json(info.verdict),
         "meta": _meta_json(info.meta),
     }
 
@@ -270,7 +312,11 @@ def history(
         ],
     )
     for e in entries:
-        flags = " ".join(f for f, on in (("current", e.current), ("pinned", e.pinned)) if on)
+        flags = " ".join(
+            f for f, on in (("current", e.current), ("pinned", e.pinned), ("promoted", e.promoted)) if on
+        )
+        if e.verdict is not None and not e.promoted:
+            flags = f"{flags} {e.verdict.decision}".strip()
         m = e.meta
         table.add_row(
             str(e.version),
@@ -359,3 +405,31 @@ def unpin(
         return
     what = "was not pinned" if was is None else f"unpinned version {was}"
     Console().print(f"{policy}/{segment}: {what}; serving version {current}", highlight=False)
+
+
+@app.command("promote")
+def promote(
+    policy: Policy,
+    segment: Segment,
+    version: Version,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (kept as the verdict's reason).")
+    ] = "promoted by ops",
+    redis_url: RedisUrl = DEFAULT_REDIS_URL,
+    namespace: Namespace = DEFAULT_NAMESPACE,
+    as_json: AsJson = False,
+) -> None:
+    """Promote VERSION by hand (bypassing the gate): with the gate on, it serves unless a version is pinned."""
+    import time
+
+    with _store(redis_url, namespace) as store:
+        previous = store.promoted_version(policy, segment)
+        verdict = GateVerdict("promote", reason, time.time(), champion_version=previous, source="ops")
+        store.promote(policy, segment, version, verdict)
+    if as_json:
+        _echo_json(
+            {"policy": policy, "segment": segment, "promoted_version": version, "previous_promoted": previous}
+        )
+        return
+    was = "none" if previous is None else str(previous)
+    Console().print(f"{policy}/{segment}: promoted version {version} (was {was})", highlight=False)

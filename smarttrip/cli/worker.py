@@ -14,18 +14,30 @@ def worker(
     mode: str = typer.Option(
         "join",
         help="join: the session join; learn: the learners; catalog: the trip-update agent; "
-        "count: a bare counting agent (benchmarks).",
+        "gate: the promotion gate (SMARTTRIP_GATE_*); count: a bare counting agent (benchmarks).",
     ),
     loglevel: str = typer.Option("WARNING", help="Log level."),
 ) -> None:
     """Run a stream worker until SIGTERM/Ctrl-C. Settings come from SMARTTRIP_* variables."""
-    if mode not in ("join", "learn", "count", "catalog"):
-        raise typer.BadParameter(f"--mode: expected join, learn, catalog or count, got {mode!r}")
+    if mode not in ("join", "learn", "count", "catalog", "gate"):
+        raise typer.BadParameter(f"--mode: expected join, learn, catalog, gate or count, got {mode!r}")
     try:
         settings = StreamSettings.from_env()
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if mode == "gate":
+        from stream.promotion_gate import GateSettings, GateSettingsError
+        from stream.promotion_gate_worker import run_gate_worker
+
+        logging.basicConfig(level=loglevel)
+        try:
+            gate_settings = GateSettings.from_env()
+        except GateSettingsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        run_gate_worker(settings, gate_settings)
+        return
     if mode == "catalog":
         from stream.catalog_agent import run_catalog_agent
 

@@ -8,6 +8,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
 from monitoring.catalog_metrics import CatalogMetrics
+from monitoring.gate_metrics import GateMetrics
 from monitoring.learner_metrics import LearnerMetrics
 from monitoring.scoring_metrics import ScoringMetrics
 from monitoring.stream_metrics import StreamMetrics
@@ -15,7 +16,7 @@ from tests.monitoring.promql import ROOT, alert_queries, dashboard_queries, metr
 
 CATALOGUE = ROOT / "monitoring/METRICS.md"
 ROW = re.compile(r"^\| `(smarttrip_\w+)` \| (counter|gauge|histogram) \| ([^|]*) \| ([^|]+) \|$", re.M)
-BUNDLES = (ScoringMetrics, StreamMetrics, LearnerMetrics, CatalogMetrics)
+BUNDLES = (ScoringMetrics, StreamMetrics, LearnerMetrics, CatalogMetrics, GateMetrics)
 #: Labels that would make cardinality grow with users or traffic.
 FORBIDDEN_LABELS = {
     "user",
