@@ -48,7 +48,24 @@ from bandit.errors import LearnerConfigError, LearnerInputError, ModelFormatErro
 from bandit.protocol import Batch, Learner, as_batch, as_example, learner_from_bytes, register
 from scoring.topk import top_k
 
-__all__ = ["SegmentedLearner"]
+__all__ = ["GLOBAL_SEGMENT", "SegmentedLearner", "shrinkage_weight"]
+
+#: The segment name under which the streaming learner stores the global model of a policy.
+GLOBAL_SEGMENT = "_all"
+
+
+def shrinkage_weight(n_segment: int, *, min_examples: int, shrinkage: float) -> float:
+    """The segment model's share ``w`` of the blended score (the serving rule above).
+
+    >>> shrinkage_weight(100, min_examples=200, shrinkage=1000.0)
+    0.0
+    >>> shrinkage_weight(1000, min_examples=200, shrinkage=1000.0)
+    0.5
+    """
+    if n_segment < min_examples:
+        return 0.0
+    return n_segment / (n_segment + shrinkage) if shrinkage > 0 else 1.0
+
 
 FloatArray = npt.NDArray[np.float64]
 _MAX_SEGMENT = 128

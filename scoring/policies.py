@@ -26,7 +26,9 @@ and the impression then say ``policy: "rules"`` (the variant is unchanged),
 and ``smarttrip_scoring_policy_fallbacks_total`` counts it.
 
 ``model_version`` names what scored the slate: ``"<policy>/<segment>/v<N>"``
-for a stored model, ``"rules/v1"`` for the fixed weights.
+for a stored model, ``"rules/v1"`` for the fixed weights, and
+``"<segment model>+<policy>/_all/v<M>"`` when a segment model was blended
+with the policy's global model (see :func:`score_request`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import numpy.typing as npt
 from bandit.lin_ucb import LinUCB
 from bandit.logistic import LogisticLearner
 from bandit.protocol import Learner
-from bandit.segments import SegmentedLearner
+from bandit.segments import SegmentedLearner, shrinkage_weight
 from scoring.linear import LinearScorer, rule_scorer
 
 __all__ = [
@@ -141,18 +143,42 @@ class Scored:
     fallback: str | None  # why rules served instead of the variant's policy (None: it did not)
 
 
-def score_request(policy: str, model: LoadedModel | None, X: npt.NDArray[np.float32], segment: str) -> Scored:
-    """Scores of the candidates under ``policy`` (``model`` from the cache), or the rules fallback."""
-    if policy != "rules":
-        if model is None:
-            return _rules(X, "no_model")
-        scores = model.score(X, segment)
-        if scores.shape != (X.shape[0],) or not np.isfinite(scores).all():
-            return _rules(X, "bad_scores")
-        if policy == "vw" and (scores < 0).any():
-            return _rules(X, "bad_scores")
-        return Scored(policy, model.label, scores, "epsilon", None)
-    return _rules(X, None)
+def score_request(
+    policy: str,
+    model: LoadedModel | None,
+    X: npt.NDArray[np.float32],
+    segment: str,
+    *,
+    global_model: LoadedModel | None = None,
+    min_examples: int = 200,
+    shrinkage: float = 1000.0,
+) -> Scored:
+    """Scores of the candidates under ``policy`` (``model`` from the cache), or the rules fallback.
+
+    With a global model of the policy (``SMARTTRIP_LEARN_SCOPE=global`` learner), the segment
+    model is shrunk towards it by the rule of :mod:`bandit.segments`: the global model alone
+    below ``min_examples`` segment examples, else ``w·segment + (1 − w)·global`` with
+    ``w = n / (n + shrinkage)``.
+    """
+    if policy == "rules":
+        return _rules(X, None)
+    w = 1.0 if global_model is None else 0.0
+    if model is not None and global_model is not None:
+        w = shrinkage_weight(model.learner.n_examples, min_examples=min_examples, shrinkage=shrinkage)
+    if w == 0.0:
+        model, w = global_model, 1.0
+    if model is None:
+        return _rules(X, "no_model")
+    scores = model.score(X, segment)
+    label = model.label
+    if w < 1.0 and global_model is not None:
+        scores = w * scores + (1.0 - w) * global_model.score(X, segment)
+        label = f"{model.label}+{global_model.label}"
+    if scores.shape != (X.shape[0],) or not np.isfinite(scores).all():
+        return _rules(X, "bad_scores")
+    if policy == "vw" and (scores < 0).any():
+        return _rules(X, "bad_scores")
+    return Scored(policy, label, scores, "epsilon", None)
 
 
 def _rules(X: npt.NDArray[np.float32], why: str | None) -> Scored:

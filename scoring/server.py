@@ -34,6 +34,7 @@ from aiohttp import web
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from bandit.segments import GLOBAL_SEGMENT
 from features.catalog import Catalog
 from features.context import SEGMENTS
 from features.generator import generate_catalog
@@ -106,7 +107,7 @@ def create_app(
     store = AsyncModelStore(redis_client, namespace=settings.model_namespace)
     models = ModelCache(
         store,
-        pairs=[(p, s) for p in LEARNED_POLICIES for s in SEGMENTS],
+        pairs=[(p, s) for p in LEARNED_POLICIES for s in (*SEGMENTS, GLOBAL_SEGMENT)],
         metrics=metrics,
         health=health,
         poll_s=settings.model_poll_s,
@@ -159,6 +160,8 @@ def create_app(
         clock=clock,
         today=today,
         shadow_sample=settings.shadow_sample if settings.model_serve == "promoted" else 0.0,
+        global_min_examples=settings.global_min_examples,
+        global_shrinkage=settings.global_shrinkage,
     )
     services = Services(
         settings=settings,

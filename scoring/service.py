@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from bandit.segments import GLOBAL_SEGMENT
 from features.catalog import Catalog, day_number
 from features.phi import FEATURE_VERSION, PHI_NAMES, phi
 from monitoring.scoring_metrics import ScoringMetrics
@@ -138,6 +139,8 @@ class Ranker:
         clock: Callable[[], float] = time.time,
         today: Callable[[], dt.date] | None = None,
         shadow_sample: float = 0.0,
+        global_min_examples: int = 200,
+        global_shrinkage: float = 1000.0,
     ) -> None:
         self.catalog = catalog
         self.models = models
@@ -151,6 +154,8 @@ class Ranker:
         self.shadow_sample = (
             shadow_sample  # share of requests shadow-scored by the candidate (scoring.shadow)
         )
+        self.global_min_examples = global_min_examples  # segment models shrink towards the global one
+        self.global_shrinkage = global_shrinkage
 
     def rank(self, req: RankRequest, request_id: str | None = None) -> dict[str, Any]:
         """The response body of /v1/rank; logs the impression (if any item was served)."""
@@ -162,7 +167,11 @@ class Ranker:
         today = self.today()
         rows, ignored = request_rows(catalog, today, req, index)
         X = phi(catalog, req.preferences, today, None if rows.size == len(catalog) else rows)
-        scored = score_request(variant.policy, self.models.get(variant.policy, req.segment), X, req.segment)
+        scored = score_request(
+            variant.policy, self.models.get(variant.policy, req.segment), X, req.segment,
+            global_model=self.models.get(variant.policy, GLOBAL_SEGMENT) if variant.policy != "rules" else None,
+            min_examples=self.global_min_examples, shrinkage=self.global_shrinkage,
+        )  # fmt: skip
         if scored.fallback is not None:
             self.metrics.fallbacks.labels(variant.policy, scored.fallback).inc()
         slate = self._slate(scored, req, variant.epsilon, request_id)

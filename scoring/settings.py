@@ -25,6 +25,10 @@ SMARTTRIP_MODEL_SERVE              current: pin, else the learner's latest;   cu
 SMARTTRIP_SHADOW_SAMPLE            with MODEL_SERVE=promoted: share of         0.1
                                    requests also scored by the unpromoted
                                    candidate (logged, never served; 0 = off)
+SMARTTRIP_GLOBAL_MIN_EXAMPLES      below this many segment examples, serve    200
+                                   the policy's global model (if a global
+                                   learner runs; bandit.segments)
+SMARTTRIP_GLOBAL_SHRINKAGE         n0 of the blend w = n / (n + n0)            1000
 SMARTTRIP_REDIS_TIMEOUT_S          Redis socket timeout                        1
 SMARTTRIP_KAFKA_BOOTSTRAP          broker host:port list                       127.0.0.1:9092
 SMARTTRIP_TOPIC_IMPRESSIONS        impressions topic                           impressions
@@ -89,6 +93,8 @@ class ServeSettings:
     model_min_swap_s: float = 1.0
     model_serve: str = "current"
     shadow_sample: float = 0.1
+    global_min_examples: int = 200
+    global_shrinkage: float = 1000.0
     redis_timeout_s: float = 1.0
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_impressions: str = "impressions"
@@ -161,6 +167,11 @@ class ServeSettings:
             )
         if not 0 <= self.shadow_sample <= 1:
             raise SettingsError(f"{ENV_PREFIX}SHADOW_SAMPLE: must be in [0, 1], got {self.shadow_sample}")
+        if self.global_min_examples < 0 or not 0 <= self.global_shrinkage < float("inf"):
+            raise SettingsError(
+                f"{ENV_PREFIX}GLOBAL_MIN_EXAMPLES/_SHRINKAGE: must be >= 0, got "
+                f"{self.global_min_examples}/{self.global_shrinkage}"
+            )
         if self.synthetic_trips < 0:
             raise SettingsError(f"{ENV_PREFIX}SYNTHETIC_TRIPS: must be >= 0, got {self.synthetic_trips}")
 

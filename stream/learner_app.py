@@ -19,6 +19,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from bandit.segments import GLOBAL_SEGMENT
 from monitoring.consumer_lag import consumer_lag
 from monitoring.learner_metrics import LearnerMetrics
 from stream.durable_acks import DurableAcks
@@ -41,7 +42,9 @@ def create_learner_app(
     metrics = metrics or LearnerMetrics()
     # Held acks (see DurableAcks) must not block a rebalance while Redis is down: revoked
     # partitions' held messages are dropped instead, and their next owner re-reads them.
-    app = new_faust_app(settings, f"{settings.app_id}-learner", stream_wait_empty=False)
+    # A global learner is a consumer group of its own: it reads every partition.
+    scope = "-global" if settings.learn_scope == "global" else ""
+    app = new_faust_app(settings, f"{settings.app_id}-learner{scope}", stream_wait_empty=False)
     source = app.topic(settings.topic_examples, key_serializer="raw", value_serializer="raw")
     app.topic(settings.topic_deadletter, key_serializer="raw", value_serializer="raw")
 
@@ -111,9 +114,12 @@ def create_learner_app(
         for tp in assigned:
             if tp.topic != settings.topic_examples:
                 continue
-            segments = sorted(
-                {s for s in known if partition_of(s.encode(), settings.partitions) == tp.partition}
-            )
+            if settings.learn_scope == "global":
+                segments = [GLOBAL_SEGMENT] if GLOBAL_SEGMENT in known else []
+            else:
+                segments = sorted(
+                    {s for s in known if partition_of(s.encode(), settings.partitions) == tp.partition}
+                )
             offset = runtime.resume_offset(tp.partition, segments) if segments else None
             # No model has learned from this partition yet: read it from its start.
             guard.expect(tp.partition, offset)

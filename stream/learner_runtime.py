@@ -38,6 +38,7 @@ import numpy.typing as npt
 from bandit import LinUCB, LogisticLearner, VWPolicy, learner_from_bytes
 from bandit.drift import DriftConfig, DriftEvent, DriftMonitor
 from bandit.protocol import Learner
+from bandit.segments import GLOBAL_SEGMENT
 from features.phi import D
 from monitoring.learner_metrics import LearnerMetrics
 from scoring.weights import SCORING_WEIGHTS
@@ -248,7 +249,7 @@ class LearnerRuntime:
                 out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))
                 self.metrics.deadletters.labels(err.reason).inc()
                 continue
-            by_segment.setdefault(ex.segment, []).append((rec, ex))
+            by_segment.setdefault(self._segment_of(ex), []).append((rec, ex))
         for segment, items in by_segment.items():
             self._learn_segment(segment, items)
         return out
@@ -257,9 +258,13 @@ class LearnerRuntime:
         """Learn examples already decoded and checked (replay tools), exactly as :meth:`process` does."""
         by_segment: dict[str, list[tuple[ExampleRecord, Example]]] = {}
         for rec, ex in items:
-            by_segment.setdefault(ex.segment, []).append((rec, ex))
+            by_segment.setdefault(self._segment_of(ex), []).append((rec, ex))
         for segment, seg_items in by_segment.items():
             self._learn_segment(segment, seg_items)
+
+    def _segment_of(self, ex: Example) -> str:
+        # A global learner (SMARTTRIP_LEARN_SCOPE=global) keeps one model per policy for all segments.
+        return GLOBAL_SEGMENT if self.settings.learn_scope == "global" else ex.segment
 
     def _learn_segment(self, segment: str, items: list[tuple[ExampleRecord, Example]]) -> None:
         recent = self._recent.setdefault(segment, OrderedDict())

@@ -29,6 +29,9 @@ SMARTTRIP_MIN_EXAMPLES             guardrail: fewest examples to publish      0
 SMARTTRIP_MAX_ABS_WEIGHT           guardrail: largest allowed |weight|        1000
 SMARTTRIP_LOG_EPOCH                id of the examples log the offsets refer   auto
                                    to (auto: the topic's id; stream.log_epoch)
+SMARTTRIP_LEARN_SCOPE              segment: a model per segment; global: one   segment
+                                   model per policy from every partition,
+                                   stored as segment "_all" (bandit.segments)
 SMARTTRIP_TRIPS_PARTITIONS         partitions of the compacted trips topic    1
 SMARTTRIP_CATALOG_INTERVAL_S       catalog agent: least time between versions 1
 SMARTTRIP_CATALOG_HISTORY          catalog versions kept in Redis             5
@@ -98,6 +101,7 @@ class StreamSettings:
     min_examples: int = 0
     max_abs_weight: float = 1000.0
     log_epoch: str = "auto"
+    learn_scope: str = "segment"
     traffic_filter: int = 1
     bot_min_click_gap_s: float = 0.25
     bot_max_fast_clicks: int = 8
@@ -140,6 +144,10 @@ class StreamSettings:
             if not getattr(self, name) > 0:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
         self._check_quality()
+        if self.learn_scope not in ("segment", "global"):
+            raise SettingsError(
+                f"{ENV_PREFIX}LEARN_SCOPE: must be segment or global, got {self.learn_scope!r}"
+            )
         if self.event_loop not in ("asyncio", "uvloop"):
             raise SettingsError(f"{ENV_PREFIX}EVENT_LOOP: must be asyncio or uvloop, got {self.event_loop!r}")
         if not 0 <= self.metrics_port <= 65535:

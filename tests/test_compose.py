@@ -79,13 +79,15 @@ def test_prometheus_scrapes_every_replica_on_its_metrics_port() -> None:
     port = int(services["join-worker"]["environment"]["SMARTTRIP_METRICS_PORT"])  # type: ignore[index]
     serve_port = int(services["scoring"]["environment"]["SMARTTRIP_SERVE_PORT"])  # type: ignore[index]
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
-    for job, service, want in (
-        ("stream-join", "join-worker", port),
-        ("stream-learner", "learner-worker", port),
-        ("scoring", "scoring", serve_port),
+    for job, names, want in (
+        ("stream-join", ["join-worker"], port),
+        ("stream-learner", ["learner-worker", "learner-global"], port),
+        ("promotion-gate", ["gate"], port),
+        ("scoring", ["scoring"], serve_port),
     ):
         sd = jobs[job]["dns_sd_configs"][0]  # DNS discovery: one target per replica
-        assert sd["names"] == [service] and sd["port"] == want
+        assert sd["names"] == names and sd["port"] == want
+        assert all(name in services for name in names)
 
 
 def _docker_compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

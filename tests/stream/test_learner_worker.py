@@ -13,6 +13,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from bandit import LinUCB, LogisticLearner, learner_from_bytes
+from bandit.segments import GLOBAL_SEGMENT
 from stream._kafka_admin import topic_id
 from stream.embedded import EmbeddedServices, ensure_topics
 from stream.learner_runtime import ExampleRecord, LearnerRuntime
@@ -252,6 +253,30 @@ def test_a_broker_that_lost_its_log_is_read_as_a_new_log_epoch(
             both[segment] = both.get(segment, 0) + n
         wait_seen(both, worker)
         assert {m.meta.log_epoch for m in store.models() if m.meta} == {new_epoch}
+    finally:
+        worker.stop()
+        store.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_global_learner_learns_every_segment_into_one_model_per_policy(
+    services: EmbeddedServices, run_env: tuple[dict[str, str], str, str]
+) -> None:
+    env, topic, namespace = run_env
+    produce(services, synthetic_examples(n=1_000, seed=12, t0=time.time(), topic=topic))
+    worker = WorkerProcess({**env, "SMARTTRIP_LEARN_SCOPE": "global"}, mode="learn", name="learner-global")
+    store = ModelStore.from_url(services.redis_url, namespace=namespace)
+    want = {(p, GLOBAL_SEGMENT): 1_000 for p in ("logistic", "linucb", "vw")}
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and seen != want:
+            seen = {(m.policy, m.segment): m.meta.examples_seen for m in store.models() if m.meta}
+            assert worker.alive(), worker.log_tail()
+            time.sleep(0.3)
+        assert seen == want
+        offsets = [m.meta.offsets for m in store.models() if m.meta]
+        assert all(set(o) == set(range(PARTITIONS)) for o in offsets)  # every partition read
     finally:
         worker.stop()
         store.close()
