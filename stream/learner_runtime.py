@@ -187,8 +187,11 @@ class LearnerRuntime:
         """
         if epoch == self.log_epoch:
             return False
-        log.warning("examples log epoch %r -> %r: models keep their weights, forget their offsets",
-                    self.log_epoch, epoch)  # fmt: skip
+        if self.log_epoch == "auto":  # the first answer at start-up, not a change
+            log.info("examples log epoch %r", epoch)
+        else:
+            log.warning("examples log epoch %r -> %r: models keep their weights, forget their offsets",
+                        self.log_epoch, epoch)  # fmt: skip
         self.log_epoch = epoch
         for slot in self._slots.values():
             slot.offsets.clear()
