@@ -1,10 +1,12 @@
 """The demo's closed loop, shortened: real HTTP, Kafka, Faust workers, Redis — and learning.
 
-One fixed seed, 60 s of traffic at 40 requests/s. The margin: over the second
+One fixed seed, 60 s of traffic at 60 requests/s. The margin: over the second
 half, the learned variants' pooled CTR must exceed the rules' by three standard
-errors of the difference (binomial, from the counts themselves). Runs of the
-full demo and of the in-process loop show differences of 5–8 standard errors
-at this length (+40–50 % CTR), so the bound fails only if learning broke.
+errors of the difference (binomial, from the counts themselves). Measured on
+this 2-core machine (session 3): at 60 requests/s the difference was 4.8, 6.5
+and 8.4 standard errors in three runs; at 40 requests/s it ranged from 2.3 to
+5.9 over ten runs (three under 3: too flaky), because run-to-run timing moves
+the rules' own CTR by about ±1 percentage point.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.mark.timeout(240)
 def test_short_demo_learns_beyond_the_rules(tmp_path: Path) -> None:
-    cfg = load_config({"seed": 3, "traffic": {"rate_rps": 40, "duration_s": 60}})
+    cfg = load_config({"seed": 3, "traffic": {"rate_rps": 60, "duration_s": 60}})
     result = run_demo(cfg, tmp_path)
     outcomes = result.driver.outcomes
     assert result.driver.errors == {}
-    assert len(outcomes) == 40 * 60
+    assert len(outcomes) == 60 * 60
     assert {o.variant for o in outcomes} == {"rules", "logistic", "linucb", "vw"}
     # Every learned variant was served by its own model (not the rules fallback) by the end.
     late = [o for o in outcomes if o.t >= 45]
