@@ -28,6 +28,7 @@ from monitoring.consumer_lag import consumer_lag
 from monitoring.stream_metrics import StreamMetrics
 from stream.changelog_tail import apply_tail, read_tail
 from stream.join_runtime import JoinRuntime, Output, RawRecord
+from stream.session import SessionState
 from stream.settings import StreamSettings
 
 __all__ = [
@@ -280,16 +281,20 @@ def _records(events: Sequence[Any]) -> list[RawRecord]:
     return [RawRecord(e.message.topic, e.message.partition, e.message.key, e.message.value) for e in events]
 
 
-class _StrKeys(MutableMapping[str, bytes]):
-    """A raw-bytes table store seen with ``str`` keys (session ids)."""
+class _StrKeys(MutableMapping[str, "bytes | SessionState"]):
+    """A table store (raw-bytes keys) seen with ``str`` keys (session ids).
+
+    Values are what :class:`~stream.join_runtime.TableStore` writes (state
+    objects) or the bytes Faust's recovery and :func:`apply_tail` put there.
+    """
 
     def __init__(self, table: Any) -> None:
         self._t = table
 
-    def __getitem__(self, key: str) -> bytes:
+    def __getitem__(self, key: str) -> bytes | SessionState:
         return self._t[key.encode()]  # type: ignore[no-any-return]
 
-    def __setitem__(self, key: str, value: bytes) -> None:
+    def __setitem__(self, key: str, value: bytes | SessionState) -> None:
         self._t[key.encode()] = value
 
     def __delitem__(self, key: str) -> None:

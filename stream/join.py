@@ -76,7 +76,7 @@ class SessionJoin:
         self._watermark = -math.inf
         for session_id, state in list(self._store.items()):
             self._index(session_id, None, state)
-            ts = [s.impression.ts for s in state.slates] + [ev.ts for ev in state.held]
+            ts = [s.shown.ts for s in state.slates] + [ev.ts for ev in state.held]
             ts += [ev.ts for s in state.slates for ev in s.attached]
             self._max_ts = max([self._max_ts, *ts])
 

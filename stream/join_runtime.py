@@ -36,7 +36,7 @@ from stream.quality_gate import QualityGate
 from stream.session import SessionState
 from stream.settings import StreamSettings
 
-__all__ = ["JoinRuntime", "Output", "RawRecord", "TableStore"]
+__all__ = ["JoinRuntime", "Output", "RawRecord", "StateTable", "TableStore"]
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +56,31 @@ class Output:
     value: bytes | None  # None: a tombstone (a deleted session in the changelog)
 
 
-class TableStore(MutableMapping[str, SessionState]):
-    """Session states in memory over a bytes-valued table, written back on :meth:`flush`.
+StateTable = MutableMapping[str, "bytes | SessionState"]
+"""A session table: the state objects this worker wrote, or the bytes recovered from a changelog."""
 
-    ``flush`` returns the (key, value or None) changes so the caller can also
-    write them to a changelog topic itself (see :class:`JoinRuntime`).
+
+class TableStore(MutableMapping[str, SessionState]):
+    """Session states in memory over a table, written back on :meth:`flush`.
+
+    ``flush`` stores each changed state *object* in the table (the bytes of a
+    2 KiB state cost up to 8 KiB of RSS for the session's whole life, and the
+    object is in memory anyway) and returns the (key, encoded value or None)
+    changes so the caller can write them to a changelog topic itself (see
+    :class:`JoinRuntime`). Entries recovered from a changelog are bytes
+    (:meth:`SessionState.to_compact` JSON, or the older ``to_dict`` form).
     """
 
-    def __init__(self, table: MutableMapping[str, bytes], keys: Iterable[str]) -> None:
+    def __init__(self, table: StateTable, keys: Iterable[str]) -> None:
         self._table = table
         self._cache: dict[str, SessionState] = {}
         self._dirty: set[str] = set()
         for key in keys:
             raw = table.get(key)
             if raw is None:
+                continue
+            if isinstance(raw, SessionState):
+                self._cache[key] = raw
                 continue
             try:
                 self._cache[key] = SessionState.from_dict(orjson.loads(raw))
@@ -102,8 +113,8 @@ class TableStore(MutableMapping[str, SessionState]):
         for key in self._dirty:
             state = self._cache.get(key)
             if state is not None:
-                value = orjson.dumps(state.to_dict())
-                self._table[key] = value
+                value = orjson.dumps(state.to_compact())
+                self._table[key] = state
                 changes.append((key, value))
             elif key in self._table:
                 del self._table[key]
@@ -136,7 +147,7 @@ class JoinRuntime:
         self,
         settings: StreamSettings,
         metrics: StreamMetrics,
-        table: MutableMapping[str, bytes] | None = None,
+        table: StateTable | None = None,
         clock: Callable[[], float] = time.time,
         changelog_topic: str | None = None,
     ) -> None:
@@ -153,7 +164,7 @@ class JoinRuntime:
         self.gate = QualityGate.from_settings(
             settings, metrics
         )  # bot rules and user cap (stream.quality_gate)
-        self._table: MutableMapping[str, bytes] = {} if table is None else table
+        self._table: StateTable = {} if table is None else table
         self._changelog = changelog_topic
         self._clock = clock
         self._last_input = clock()

@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from stream.events import Example, Impression, Interaction, Labels
+from stream.packed_impression import PackedImpression
 
 __all__ = ["RewardConfig", "examined_by_rank", "examples_of", "labels_of"]
 
@@ -118,7 +119,7 @@ _NO_LABELS = Labels()  # most shown trips get no interaction: share one instance
 
 
 def examples_of(
-    imp: Impression,
+    imp: Impression | PackedImpression,
     attached: Iterable[Interaction],
     *,
     revisions: Sequence[int] | None = None,
@@ -127,27 +128,34 @@ def examples_of(
 ) -> tuple[Example, ...]:
     """One example per shown trip (slate order), from the interactions joined to the slate.
 
-    ``revisions`` gives each item's revision (default all 0).
+    ``revisions`` gives each item's revision (default all 0). ``imp`` may be
+    the join's packed form of the impression (same examples).
     """
+    p = imp if isinstance(imp, PackedImpression) else PackedImpression.of(imp)
     reward = reward if reward is not None else RewardConfig()
     by_trip: dict[str, list[Interaction]] = {}
     for ev in attached:
         by_trip.setdefault(ev.trip_id, []).append(ev)
-    labels = [
-        labels_of(by_trip[item.trip_id]) if item.trip_id in by_trip else _NO_LABELS for item in imp.slate
-    ]
-    ranked = sorted(range(len(imp.slate)), key=lambda k: imp.slate[k].position)
+    trips, positions, n = p.trips, p.positions, len(p.trips)
+    labels = [labels_of(by_trip[t]) if t in by_trip else _NO_LABELS for t in trips]
+    ranked = sorted(range(n), key=positions.__getitem__)
     flags = examined_by_rank(
         [labels[k].engaged for k in ranked], no_click_examined_top_n=no_click_examined_top_n
     )
-    examined = dict(zip(ranked, flags, strict=True))
+    examined = [False] * n
+    for k, flag in zip(ranked, flags, strict=True):
+        examined[k] = flag
+    rows, props, randomized = p.rows(), p.propensities, p.randomized
+    revs = revisions if revisions is not None else (0,) * n
+    rid, sid, uid, seg, pol, mv, fv, ts = (
+        p.request_id, p.session_id, p.user_id, p.segment, p.policy, p.model_version, p.feature_version, p.ts
+    )  # fmt: skip
     examples: list[Example] = []
-    for k, item in enumerate(imp.slate):
+    for k, t in enumerate(trips):
+        lab = labels[k]
+        value = 0.0 if lab is _NO_LABELS else reward.reward(lab)
         examples.append(Example(
-            f"{imp.request_id}:{item.trip_id}", imp.request_id, item.trip_id, imp.session_id, imp.user_id,
-            imp.segment, imp.policy, imp.model_version, imp.feature_version, item.phi, item.position,
-            item.propensity, 0.0 if labels[k] is _NO_LABELS else reward.reward(labels[k]), labels[k],
-            labels[k].click > 0, examined[k], imp.ts,
-            revisions[k] if revisions is not None else 0, item.randomized,
+            f"{rid}:{t}", rid, t, sid, uid, seg, pol, mv, fv, rows[k], positions[k], props[k], value, lab,
+            lab.click > 0, examined[k], ts, revs[k], randomized[k],
         ))  # fmt: skip
     return tuple(examples)
