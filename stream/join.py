@@ -36,6 +36,7 @@ import math
 from collections.abc import MutableMapping
 
 from stream.events import Impression, Interaction
+from stream.packed_impression import PackedImpression
 from stream.session import (
     Counted,
     DeadLettered,
@@ -98,12 +99,12 @@ class SessionJoin:
         """The state of a live session, if any."""
         return self._store.get(session_id)
 
-    def on_impression(self, imp: Impression) -> list[Outcome]:
+    def on_impression(self, imp: Impression | PackedImpression) -> list[Outcome]:
         """Add a slate; returns duplicates, dead letters and early closes."""
         self._max_ts = max(self._max_ts, imp.ts)
         owner = self._owner.get(imp.request_id)
         if owner is not None and owner != imp.session_id:
-            return [self._mismatch(imp, owner)]
+            return [self._mismatch(imp.impression() if isinstance(imp, PackedImpression) else imp, owner)]
         old = self._store.get(imp.session_id)
         new, out = apply_impression(old, imp, watermark=self._watermark, config=self.config)
         self._save(imp.session_id, old, new)

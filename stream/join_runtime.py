@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import orjson
 
 from monitoring.stream_metrics import StreamMetrics, position_label
-from stream.codec import decode_impression, decode_interaction, encode
+from stream.codec import decode_interaction, encode
 from stream.errors import EventError
-from stream.events import DeadLetter
+from stream.events import DeadLetter, Impression
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
+from stream.packed_impression import PackedImpression, decode_packed_impression
 from stream.quality_gate import QualityGate
 from stream.session import SessionState
 from stream.settings import StreamSettings
@@ -226,9 +227,10 @@ class JoinRuntime:
             if rec.value is None:
                 raise EventError("payload", "empty record (tombstone)", reason="bad_json")
             if rec.topic == s.topic_impressions:
-                imp = decode_impression(raw)
+                imp = decode_packed_impression(raw)
                 self._saw(rec.topic, imp.ts, now)
-                self.gate.observe(imp)
+                if self.gate.filter is not None:  # the session rules read the impression's header only
+                    self.gate.observe(_header(imp))
                 outcomes = self._join.on_impression(imp)
             elif rec.topic == s.topic_interactions:
                 ev = decode_interaction(raw)
@@ -309,3 +311,18 @@ class JoinRuntime:
     def _dead_letter(self, dl: DeadLetter, out: list[Output]) -> None:
         out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))
         self.metrics.deadletters.labels(dl.stage, dl.reason).inc()
+
+
+def _header(p: PackedImpression) -> Impression:
+    """The impression without its slate (what the traffic filter reads)."""
+    return Impression(
+        p.request_id,
+        p.session_id,
+        p.user_id,
+        p.segment,
+        p.policy,
+        p.model_version,
+        p.feature_version,
+        p.ts,
+        (),
+    )

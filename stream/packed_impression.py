@@ -32,13 +32,26 @@ from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import itemgetter
+from typing import cast
 
-from stream._fields import as_object, check_int, check_list, check_str, join, require
-from stream.codec import impression_from_dict
+import orjson
+
+from stream._fields import MAX_ID_LEN, as_object, check_int, check_list, join, require, type_name
+from stream.codec import decode_impression, impression_from_dict
 from stream.errors import EventError
-from stream.events import MAX_PHI_DIM, MAX_SLATE_SIZE, SCHEMA_VERSION, Impression, SlateItem
+from stream.events import (
+    MAX_PAYLOAD_BYTES,
+    MAX_PHI_DIM,
+    MAX_POSITION,
+    MAX_SLATE_SIZE,
+    MAX_TS,
+    SCHEMA_VERSION,
+    Impression,
+    SlateItem,
+)
 
-__all__ = ["PackedImpression"]
+__all__ = ["PackedImpression", "decode_packed_impression"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +153,11 @@ class PackedImpression:
         }
         dim = check_int(require(obj, "dim", prefix), join(prefix, "dim"), lo=0, hi=MAX_PHI_DIM)
         path = join(prefix, "phi64")
+        text = obj.get("phi64")
+        if not isinstance(text, str):  # "" is the buffer of an empty φ (catalog_version set)
+            raise EventError(path, f"must be a string, got {type_name(text)}")
         try:
-            raw = base64.b64decode(
-                check_str(require(obj, "phi64", prefix), path, max_len=1 << 22), validate=True
-            )
+            raw = base64.b64decode(text, validate=True)
         except binascii.Error:
             raise EventError(path, "must be base64") from None
         if len(raw) != 8 * n * dim:
@@ -168,6 +182,151 @@ class PackedImpression:
             "catalog_version": obj.get("catalog_version"), "slate": slate,
         }  # fmt: skip
         return cls.of(impression_from_dict(record, prefix))
+
+
+def decode_packed_impression(raw: bytes) -> PackedImpression:
+    """Decode and validate one ``impressions`` record straight into its packed form.
+
+    Same rules, result and errors as ``PackedImpression.of(decode_impression(raw))``
+    (tested): a valid record parsed by orjson takes :func:`_packed_fast`,
+    anything in doubt the careful decoder, which raises the
+    :class:`~stream.errors.EventError`.
+    """
+    if type(raw) is bytes and len(raw) <= MAX_PAYLOAD_BYTES:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if type(obj) is dict:
+            # JSON booleans are the one non-number a float buffer would take (as 0/1): only
+            # when the text has any does φ need a per-value type check.
+            try:
+                fast = _packed_fast(obj, may_hold_bools=b"true" in raw or b"false" in raw)
+            except (KeyError, TypeError, ValueError, OverflowError):  # odd records: the careful path decides
+                fast = None
+            if fast is not None:
+                return fast
+    return PackedImpression.of(decode_impression(raw))
+
+
+def _packed_fast(obj: dict[str, object], *, may_hold_bools: bool) -> PackedImpression | None:
+    """The packed impression of a valid record, or None at the first doubt.
+
+    ``obj`` must come from ``orjson.loads``, which never yields a non-finite
+    number (it refuses NaN, and overflow). The join's hottest path: no
+    :class:`~stream.events.SlateItem` and no per-row tuple is built; φ goes
+    from the JSON arrays into one float64 buffer. Errors (and their
+    messages) are left to the careful decoder.
+    """
+    version = obj.get("v")
+    if type(version) is not int or version != SCHEMA_VERSION or obj.get("kind") != "impression":
+        return None
+    strs = [obj.get(k) for k in _IMPRESSION_STRS]
+    for value in strs:
+        if type(value) is not str or not 0 < len(value) <= MAX_ID_LEN:
+            return None
+    ts, names, catalog_version, items = (
+        obj.get("ts"),
+        obj.get("phi_names"),
+        obj.get("catalog_version"),
+        obj.get("slate"),
+    )
+    if type(ts) not in _NUMBERS or not 0 < ts <= MAX_TS:  # type: ignore[operator]
+        return None
+    if names is None or names == []:
+        phi_names: tuple[str, ...] = ()
+    elif type(names) is list and len(names) <= MAX_PHI_DIM and len(set(names)) == len(names):
+        phi_names = tuple(names)
+        if any(type(x) is not str or not 0 < len(x) <= MAX_ID_LEN for x in phi_names):
+            return None
+    else:
+        return None
+    if catalog_version is not None and (
+        type(catalog_version) is not str or not 0 < len(catalog_version) <= MAX_ID_LEN
+    ):
+        return None
+    if type(items) is not list or not 0 < len(items) <= MAX_SLATE_SIZE:
+        return None
+    columns = _columns_fast(items, may_hold_bools)
+    if columns is None:
+        return None
+    trips, positions, scores, propensities, randomized, dim, phi = columns
+    if (phi_names and len(phi_names) != dim) or (dim == 0 and catalog_version is None):
+        return None
+    request_id, session_id, user_id, segment, policy, model_version, feature_version = strs
+    return PackedImpression(
+        request_id, session_id, user_id, segment, policy, model_version, feature_version,  # type: ignore[arg-type]
+        float(ts), phi_names, catalog_version, trips, positions, scores, propensities, randomized, dim,  # type: ignore[arg-type]
+        phi, {t: i for i, t in enumerate(trips)},
+    )  # fmt: skip
+
+
+_IMPRESSION_STRS = (
+    "request_id",
+    "session_id",
+    "user_id",
+    "segment",
+    "policy",
+    "model_version",
+    "feature_version",
+)
+_NUMBERS = frozenset({int, float})
+
+_Columns = tuple[
+    tuple[str, ...], tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[bool, ...], int, bytes
+]
+
+
+def _columns_fast(items: list[object], may_hold_bools: bool) -> _Columns | None:
+    # Column by column with C-level map/set calls: a Python loop per item cost twice as much.
+    if set(map(type, items)) != _DICT:
+        return None
+    slate = cast("list[dict[str, object]]", items)
+    trips = cast("list[str]", list(map(_TRIP, slate)))  # KeyError when missing: the careful path
+    positions = cast("list[int]", list(map(_POSITION, slate)))
+    scores = cast("list[float]", list(map(_SCORE, slate)))
+    propensities = cast("list[float]", list(map(_PROPENSITY, slate)))
+    rows = cast("list[list[float]]", list(map(_PHI, slate)))
+    randomized = [item.get("randomized", False) for item in slate]
+    n = len(slate)
+    if (
+        set(map(type, trips)) != _STR
+        or set(map(type, positions)) != _INT
+        or not set(map(type, scores)) <= _NUMBERS
+        or not set(map(type, propensities)) <= _NUMBERS
+        or set(map(type, randomized)) != _BOOL
+        or set(map(type, rows)) != _LIST
+    ):
+        return None
+    widths = set(map(len, rows))
+    dim = rows[0].__len__()
+    if (
+        len(widths) != 1
+        or dim > MAX_PHI_DIM
+        or min(map(len, trips)) == 0
+        or max(map(len, trips)) > MAX_ID_LEN
+        or min(positions) < 0
+        or max(positions) > MAX_POSITION
+        or not min(propensities) > 0
+        or max(propensities) > 1
+        or len(set(trips)) != n
+        or len(set(positions)) != n
+    ):
+        return None
+    flat = list(chain.from_iterable(rows))
+    if may_hold_bools and not set(map(type, flat)) <= _NUMBERS:
+        return None
+    values = array("d", flat)  # TypeError for anything but numbers (and bools, excluded above)
+    return (
+        tuple(trips), tuple(positions), tuple(map(float, scores)), tuple(map(float, propensities)),
+        cast("tuple[bool, ...]", tuple(randomized)), dim, values.tobytes(),
+    )  # fmt: skip
+
+
+_DICT, _STR, _INT, _BOOL, _LIST = (frozenset({t}) for t in (dict, str, int, bool, list))
+_TRIP, _POSITION, _SCORE, _PROPENSITY, _PHI = map(
+    itemgetter, ("trip_id", "position", "score", "propensity", "phi")
+)
 
 
 _LITTLE = array("d", [1.0]).tobytes() == b"\x00\x00\x00\x00\x00\x00\xf0?"

@@ -258,7 +258,11 @@ class SessionState:
 
 
 def apply_impression(
-    state: SessionState | None, imp: Impression, *, watermark: float, config: JoinConfig
+    state: SessionState | None,
+    imp: Impression | PackedImpression,
+    *,
+    watermark: float,
+    config: JoinConfig,
 ) -> tuple[SessionState | None, list[Outcome]]:
     """Open a slate for ``imp`` and give it any held interactions it was waiting for."""
     _check_session(state, imp.session_id)
@@ -268,9 +272,11 @@ def apply_impression(
         detail = (
             f"impression window ended at {imp.ts + config.window_s} beyond lateness; watermark {watermark}"
         )
-        return state, [join_dead_letter(imp, "too_late", detail, config.impressions_topic)]
+        record = imp.impression() if isinstance(imp, PackedImpression) else imp
+        return state, [join_dead_letter(record, "too_late", detail, config.impressions_topic)]
     base = state or SessionState(imp.session_id)
-    slates = (*base.slates, SlateState(PackedImpression.of(imp)))
+    shown = imp if isinstance(imp, PackedImpression) else PackedImpression.of(imp)
+    slates = (*base.slates, SlateState(shown))
     out: list[Outcome] = []
     while sum(not s.closed for s in slates) > config.max_open_slates:
         oldest = min((i for i, s in enumerate(slates) if not s.closed), key=lambda i: slates[i].shown.ts)
