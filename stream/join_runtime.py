@@ -31,6 +31,7 @@ from monitoring.stream_metrics import StreamMetrics, position_label
 from stream.codec import decode_interaction, encode
 from stream.errors import EventError
 from stream.events import DeadLetter, Impression
+from stream.example_bytes import ExampleEncoder
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
 from stream.packed_impression import PackedImpression, decode_packed_impression
 from stream.quality_gate import QualityGate
@@ -167,6 +168,7 @@ class JoinRuntime:
         )  # bot rules and user cap (stream.quality_gate)
         self._table: StateTable = {} if table is None else table
         self._changelog = changelog_topic
+        self._encoder = ExampleEncoder()
         self._clock = clock
         self._last_input = clock()
         self._topic_clock: dict[str, tuple[float, float]] = {}  # topic -> (max event ts, wall time seen)
@@ -276,28 +278,40 @@ class JoinRuntime:
     def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
         m = self.metrics
         topic = self.settings.topic_examples
-        new = corrections = 0
+        encode_example = self._encoder.encode
+        admit = self.gate.admit
+        append = out.append
+        corrections = 0
+        shown: dict[tuple[str, str, int, bool], int] = {}  # CTR counters, added once per call
+        clicks: dict[str, int] = {}
         last_request = ""
         for o in outcomes:
-            if isinstance(o, Emitted):
+            if type(o) is Emitted:
                 ex = o.example
-                if self.gate.admit(ex) is not None:  # a filtered session or a capped user: counted, not sent
+                if admit(ex) is not None:  # a filtered session or a capped user: counted, not sent
                     continue
-                out.append(Output(topic, ex.segment.encode(), encode(ex, validate=False)))
+                append(Output(topic, ex.segment.encode(), encode_example(ex)))
                 if ex.revision:
                     corrections += 1
                     continue
-                new += 1
-                m.slate_item(ex.policy, ex.segment, ex.position, ex.clicked)
+                key = (ex.policy, ex.segment, ex.position, ex.clicked)
+                shown[key] = shown.get(key, 0) + 1
                 if ex.request_id != last_request:  # one lag sample per closed slate
                     last_request = ex.request_id
                     m.window_close_lag.observe(max(0.0, now - (ex.ts + self.config.window_s)))
                 if ex.clicked:
-                    m.joined_clicks.labels(position_label(ex.position)).inc()
+                    label = position_label(ex.position)
+                    clicks[label] = clicks.get(label, 0) + 1
             elif isinstance(o, DeadLettered):
                 self._dead_letter(o.dead_letter, out)
             elif isinstance(o, Counted):
                 m.join_events.labels(o.name).inc()
+        new = 0
+        for (policy, segment, position, clicked), n in shown.items():
+            m.slate_item(policy, segment, position, clicked, n)
+            new += n
+        for label, n in clicks.items():
+            m.joined_clicks.labels(label).inc(n)
         if new:
             m.examples.labels("new").inc(new)
         if corrections:
