@@ -163,15 +163,22 @@ class SessionJoin:
         self._index(session_id, old, new)
 
     def _index(self, session_id: str, old: SessionState | None, new: SessionState | None) -> None:
-        before = old.request_ids() if old is not None else frozenset()
-        after = new.request_ids() if new is not None else frozenset()
-        for request_id in before - after:
-            self._owner.pop(request_id, None)
-        for request_id in after - before:
-            self._owner[request_id] = session_id
+        if old is None or new is None or not _same_slates(old, new):
+            before = old.request_ids() if old is not None else frozenset()
+            after = new.request_ids() if new is not None else frozenset()
+            for request_id in before - after:
+                self._owner.pop(request_id, None)
+            for request_id in after - before:
+                self._owner[request_id] = session_id
         deadline = None if new is None else new.next_deadline(self.config)
         if deadline is None:
             self._deadline.pop(session_id, None)
         elif self._deadline.get(session_id) != deadline:
             self._deadline[session_id] = deadline
             heapq.heappush(self._heap, (deadline, session_id))
+
+
+def _same_slates(old: SessionState, new: SessionState) -> bool:
+    """Whether both states remember the same slates (so the same request ids)."""
+    a, b = old.slates, new.slates
+    return a is b or (len(a) == len(b) and all(x.shown is y.shown for x, y in zip(a, b, strict=True)))

@@ -284,6 +284,7 @@ class JoinRuntime:
         corrections = 0
         shown: dict[tuple[str, str, int, bool], int] = {}  # CTR counters, added once per call
         clicks: dict[str, int] = {}
+        counted: dict[str, int] = {}
         last_request = ""
         for o in outcomes:
             if type(o) is Emitted:
@@ -305,7 +306,9 @@ class JoinRuntime:
             elif isinstance(o, DeadLettered):
                 self._dead_letter(o.dead_letter, out)
             elif isinstance(o, Counted):
-                m.join_events.labels(o.name).inc()
+                counted[o.name] = counted.get(o.name, 0) + 1
+        for name, n in counted.items():
+            m.join_events.labels(name).inc(n)
         new = 0
         for (policy, segment, position, clicked), n in shown.items():
             m.slate_item(policy, segment, position, clicked, n)

@@ -169,8 +169,10 @@ class SessionState:
 
     def next_deadline(self, config: JoinConfig) -> float | None:
         """Smallest event time after which :func:`apply_watermark` has work; ``None`` if empty."""
-        times = [s.end(config) + (config.allowed_lateness_s if s.closed else 0.0) for s in self.slates]
-        times += [ev.ts + config.grace_s for ev in self.held]
+        window, lateness = config.window_s, config.allowed_lateness_s
+        times = [s.shown.ts + window + (lateness if s.closed else 0.0) for s in self.slates]
+        if self.held:
+            times += [ev.ts + config.grace_s for ev in self.held]
         return min(times, default=None)
 
     def request_ids(self) -> frozenset[str]:
