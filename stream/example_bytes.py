@@ -24,6 +24,7 @@ from typing import Final
 from orjson import dumps
 
 from stream.events import SCHEMA_VERSION, Example, Labels
+from stream.session import EmittedSlate
 
 __all__ = ["ExampleEncoder"]
 
@@ -37,7 +38,7 @@ class ExampleEncoder:
     __slots__ = ("_key", "_labels", "_labels_json", "_shared")
 
     def __init__(self) -> None:
-        self._key: tuple[object, ...] = ()
+        self._key: tuple[str, str, str, str, str, str, str, float] | None = None
         self._shared: tuple[bytes, bytes, bytes] = (b"", b"", b"")
         self._labels: Labels | None = None  # the last labels object seen (unlabelled items share one)
         self._labels_json = b""
@@ -47,23 +48,9 @@ class ExampleEncoder:
         key = (ex.request_id, ex.session_id, ex.user_id, ex.segment, ex.policy, ex.model_version,
                ex.feature_version, ex.ts)  # fmt: skip
         if key != self._key:
-            self._key = key
-            self._shared = (
-                b',"request_id":' + dumps(ex.request_id) + b',"trip_id":',
-                b',"session_id":' + dumps(ex.session_id) + b',"user_id":' + dumps(ex.user_id)
-                + b',"segment":' + dumps(ex.segment) + b',"policy":' + dumps(ex.policy)
-                + b',"model_version":' + dumps(ex.model_version)
-                + b',"feature_version":' + dumps(ex.feature_version) + b',"phi":',
-                b',"ts":' + dumps(ex.ts) + b',"revision":',
-            )  # fmt: skip
+            self._set_shared(key)
         request, shared, ts = self._shared
-        lab = ex.labels
-        if lab is self._labels:
-            labels = self._labels_json
-        else:
-            labels = dumps({"click": lab.click, "save": lab.save, "booking_start": lab.booking_start,
-                            "contact": lab.contact, "dwell_s": lab.dwell_s})  # fmt: skip
-            self._labels, self._labels_json = lab, labels
+        labels = self._labels_bytes(ex.labels)
         revision = ex.revision
         return b"".join((
             _HEAD, dumps(ex.example_id), request, dumps(ex.trip_id), shared, dumps(ex.phi),
@@ -73,3 +60,46 @@ class ExampleEncoder:
             ts, b"%d" % revision, b',"is_correction":', _BOOL[revision > 0],
             b',"randomized":true}' if ex.randomized else b"}",
         ))  # fmt: skip
+
+    def encode_slate(self, emitted: EmittedSlate) -> list[tuple[int, bytes]]:
+        """``(index, bytes)`` of each example of ``emitted``: what encoding ``emitted.examples()`` gives."""
+        p, outcome, revisions = emitted.shown, emitted.outcome, emitted.revisions
+        ex_head = (p.request_id, p.session_id, p.user_id, p.segment, p.policy, p.model_version,
+                   p.feature_version, p.ts)  # fmt: skip
+        if ex_head != self._key:
+            self._set_shared(ex_head)
+        request, shared, ts = self._shared
+        rows, labels, rewards, examined = p.rows(), outcome.labels, outcome.rewards, outcome.examined
+        prefix = p.request_id + ":"
+        out: list[tuple[int, bytes]] = []
+        for k in emitted.indices:
+            trip, lab, revision = p.trips[k], labels[k], revisions[k]
+            out.append((k, b"".join((
+                _HEAD, dumps(prefix + trip), request, dumps(trip), shared, dumps(rows[k]),
+                b',"position":', b"%d" % p.positions[k], b',"propensity":', dumps(p.propensities[k]),
+                b',"reward":', dumps(rewards[k]), b',"labels":', self._labels_bytes(lab),
+                b',"clicked":', _BOOL[lab.click > 0], b',"examined":', _BOOL[examined[k]],
+                ts, b"%d" % revision, b',"is_correction":', _BOOL[revision > 0],
+                b',"randomized":true}' if p.randomized[k] else b"}",
+            ))))  # fmt: skip
+        return out
+
+    def _set_shared(self, key: tuple[str, str, str, str, str, str, str, float]) -> None:
+        request_id, session_id, user_id, segment, policy, model_version, feature_version, ts = key
+        self._key = key
+        self._shared = (
+            b',"request_id":' + dumps(request_id) + b',"trip_id":',
+            b',"session_id":' + dumps(session_id) + b',"user_id":' + dumps(user_id)
+            + b',"segment":' + dumps(segment) + b',"policy":' + dumps(policy)
+            + b',"model_version":' + dumps(model_version)
+            + b',"feature_version":' + dumps(feature_version) + b',"phi":',
+            b',"ts":' + dumps(ts) + b',"revision":',
+        )  # fmt: skip
+
+    def _labels_bytes(self, lab: Labels) -> bytes:
+        if lab is self._labels:
+            return self._labels_json
+        raw = dumps({"click": lab.click, "save": lab.save, "booking_start": lab.booking_start,
+                     "contact": lab.contact, "dwell_s": lab.dwell_s})  # fmt: skip
+        self._labels, self._labels_json = lab, raw
+        return raw

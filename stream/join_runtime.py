@@ -35,7 +35,7 @@ from stream.example_bytes import ExampleEncoder
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
 from stream.packed_impression import PackedImpression, decode_packed_impression
 from stream.quality_gate import QualityGate
-from stream.session import SessionState
+from stream.session import EmittedSlate, SessionState
 from stream.settings import StreamSettings
 
 __all__ = ["JoinRuntime", "Output", "RawRecord", "StateTable", "TableStore"]
@@ -162,6 +162,9 @@ class JoinRuntime:
             allowed_lateness_s=settings.allowed_lateness_s,
             impressions_topic=settings.topic_impressions,
             interactions_topic=settings.topic_interactions,
+            # Slates are encoded straight from their columns, unless a subclass handles
+            # outcomes itself (it then gets Emitted examples, as it expects).
+            lazy_examples=type(self)._handle is JoinRuntime._handle,
         )
         self.gate = QualityGate.from_settings(
             settings, metrics
@@ -280,6 +283,8 @@ class JoinRuntime:
         topic = self.settings.topic_examples
         encode_example = self._encoder.encode
         admit = self.gate.admit
+        admit_parts = self.gate.admit_parts
+        encode_slate = self._encoder.encode_slate
         append = out.append
         corrections = 0
         shown: dict[tuple[str, str, int, bool], int] = {}  # CTR counters, added once per call
@@ -303,6 +308,25 @@ class JoinRuntime:
                 if ex.clicked:
                     label = position_label(ex.position)
                     clicks[label] = clicks.get(label, 0) + 1
+            elif type(o) is EmittedSlate:
+                p = o.shown
+                key_bytes = p.segment.encode()
+                for k, raw in encode_slate(o):
+                    if admit_parts(p.session_id, p.user_id, p.ts) is not None:  # as admit(example) does
+                        continue
+                    append(Output(topic, key_bytes, raw))
+                    if o.revisions[k]:
+                        corrections += 1
+                        continue
+                    clicked = o.outcome.labels[k].click > 0
+                    key = (p.policy, p.segment, p.positions[k], clicked)
+                    shown[key] = shown.get(key, 0) + 1
+                    if p.request_id != last_request:  # one lag sample per closed slate
+                        last_request = p.request_id
+                        m.window_close_lag.observe(max(0.0, now - (p.ts + self.config.window_s)))
+                    if clicked:
+                        label = position_label(p.positions[k])
+                        clicks[label] = clicks.get(label, 0) + 1
             elif isinstance(o, DeadLettered):
                 self._dead_letter(o.dead_letter, out)
             elif isinstance(o, Counted):

@@ -43,7 +43,15 @@ from dataclasses import dataclass, fields
 from stream.events import Example, Impression, Interaction, Labels
 from stream.packed_impression import PackedImpression
 
-__all__ = ["RewardConfig", "examined_by_rank", "examples_of", "labels_of"]
+__all__ = [
+    "RewardConfig",
+    "SlateOutcome",
+    "examined_by_rank",
+    "examples_from",
+    "examples_of",
+    "label_slate",
+    "labels_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,62 @@ def examined_by_rank(engaged: Sequence[bool], *, no_click_examined_top_n: int = 
 _NO_LABELS = Labels()  # most shown trips get no interaction: share one instance
 
 
+@dataclass(frozen=True, slots=True)
+class SlateOutcome:
+    """What a slate's interactions are worth, per item in slate order (no examples built yet)."""
+
+    labels: tuple[Labels, ...]
+    rewards: tuple[float, ...]
+    examined: tuple[bool, ...]
+
+    def item(self, k: int) -> tuple[Labels, float, bool]:
+        """Labels, reward and examined flag of item ``k``: what differs between its examples."""
+        return self.labels[k], self.rewards[k], self.examined[k]
+
+
+def label_slate(
+    p: PackedImpression,
+    attached: Iterable[Interaction],
+    *,
+    reward: RewardConfig | None = None,
+    no_click_examined_top_n: int = 3,
+) -> SlateOutcome:
+    """Labels, rewards and examined flags of a slate's items from the interactions joined to it."""
+    reward = reward if reward is not None else RewardConfig()
+    by_trip: dict[str, list[Interaction]] = {}
+    for ev in attached:
+        by_trip.setdefault(ev.trip_id, []).append(ev)
+    trips, positions, n = p.trips, p.positions, len(p.trips)
+    labels = [labels_of(by_trip[t]) if t in by_trip else _NO_LABELS for t in trips]
+    ranked = sorted(range(n), key=positions.__getitem__)
+    flags = examined_by_rank(
+        [labels[k].engaged for k in ranked], no_click_examined_top_n=no_click_examined_top_n
+    )
+    examined = [False] * n
+    for k, flag in zip(ranked, flags, strict=True):
+        examined[k] = flag
+    rewards = tuple(0.0 if lab is _NO_LABELS else reward.reward(lab) for lab in labels)
+    return SlateOutcome(tuple(labels), rewards, tuple(examined))
+
+
+def examples_from(
+    p: PackedImpression, outcome: SlateOutcome, revisions: Sequence[int], indices: Iterable[int]
+) -> list[Example]:
+    """The examples of items ``indices`` of a labelled slate, with their ``revisions`` (slate order)."""
+    rows, positions, props, randomized = p.rows(), p.positions, p.propensities, p.randomized
+    rid, sid, uid, seg, pol, mv, fv, ts = (
+        p.request_id, p.session_id, p.user_id, p.segment, p.policy, p.model_version, p.feature_version, p.ts
+    )  # fmt: skip
+    out: list[Example] = []
+    for k in indices:
+        t, lab = p.trips[k], outcome.labels[k]
+        out.append(Example(
+            f"{rid}:{t}", rid, t, sid, uid, seg, pol, mv, fv, rows[k], positions[k], props[k],
+            outcome.rewards[k], lab, lab.click > 0, outcome.examined[k], ts, revisions[k], randomized[k],
+        ))  # fmt: skip
+    return out
+
+
 def examples_of(
     imp: Impression | PackedImpression,
     attached: Iterable[Interaction],
@@ -132,30 +196,6 @@ def examples_of(
     the join's packed form of the impression (same examples).
     """
     p = imp if isinstance(imp, PackedImpression) else PackedImpression.of(imp)
-    reward = reward if reward is not None else RewardConfig()
-    by_trip: dict[str, list[Interaction]] = {}
-    for ev in attached:
-        by_trip.setdefault(ev.trip_id, []).append(ev)
-    trips, positions, n = p.trips, p.positions, len(p.trips)
-    labels = [labels_of(by_trip[t]) if t in by_trip else _NO_LABELS for t in trips]
-    ranked = sorted(range(n), key=positions.__getitem__)
-    flags = examined_by_rank(
-        [labels[k].engaged for k in ranked], no_click_examined_top_n=no_click_examined_top_n
-    )
-    examined = [False] * n
-    for k, flag in zip(ranked, flags, strict=True):
-        examined[k] = flag
-    rows, props, randomized = p.rows(), p.propensities, p.randomized
-    revs = revisions if revisions is not None else (0,) * n
-    rid, sid, uid, seg, pol, mv, fv, ts = (
-        p.request_id, p.session_id, p.user_id, p.segment, p.policy, p.model_version, p.feature_version, p.ts
-    )  # fmt: skip
-    examples: list[Example] = []
-    for k, t in enumerate(trips):
-        lab = labels[k]
-        value = 0.0 if lab is _NO_LABELS else reward.reward(lab)
-        examples.append(Example(
-            f"{rid}:{t}", rid, t, sid, uid, seg, pol, mv, fv, rows[k], positions[k], props[k], value, lab,
-            lab.click > 0, examined[k], ts, revs[k], randomized[k],
-        ))  # fmt: skip
-    return tuple(examples)
+    outcome = label_slate(p, attached, reward=reward, no_click_examined_top_n=no_click_examined_top_n)
+    n = len(p.trips)
+    return tuple(examples_from(p, outcome, revisions if revisions is not None else (0,) * n, range(n)))

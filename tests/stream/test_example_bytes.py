@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitoring.stream_metrics import StreamMetrics
 from stream.codec import decode_example, encode
-from stream.events import Example, Labels
+from stream.events import Example, Impression, Labels
 from stream.example_bytes import ExampleEncoder
+from stream.join import Outcome
+from stream.join_runtime import JoinRuntime, Output, RawRecord
+from stream.session import EmittedSlate
+from stream.settings import StreamSettings
+from tests.stream.test_join import SCRIPT, T0
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10)
@@ -45,3 +53,45 @@ def test_encoder_output_equals_codec_encode_byte_for_byte(examples: list[Example
         raw = encoder.encode(ex)
         assert raw == encode(ex, validate=False)
         assert decode_example(raw) == ex
+
+
+class _EagerRuntime(JoinRuntime):
+    """The runtime with outcomes handled as a subclass would: Emitted examples, encoded one by one."""
+
+    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
+        assert not any(isinstance(o, EmittedSlate) for o in outcomes)
+        super()._handle(outcomes, now, out)
+
+
+def test_the_runtime_encodes_slates_as_it_would_encode_their_examples() -> None:
+    """Closes, late corrections, a user cap running out mid-slate: the same records, byte for byte."""
+    settings = StreamSettings(user_cap_examples=5, user_cap_window_s=1e6)  # all of SCRIPT is user u1
+    records = [
+        RawRecord(
+            "impressions" if isinstance(e, Impression) else "interactions",
+            0,
+            e.session_id.encode(),
+            encode(e),
+        )
+        for e in SCRIPT
+    ]
+    outputs = []
+    dropped = []
+    for runtime_type in (JoinRuntime, _EagerRuntime):
+        clock = [T0]
+        rt = runtime_type(settings, StreamMetrics(), clock=lambda c=clock: c[0], changelog_topic="log")
+        got: list[Output] = []
+        for i, rec in enumerate(records):
+            # the wall clock is ahead of event time and the other topic idle: each record moves the watermark
+            clock[0] = T0 + 2000 + i * (settings.idle_s + 1)
+            got += rt.process([rec])
+        clock[0] += 10_000
+        got += rt.tick() + rt.flush_all()
+        outputs.append(got)
+        dropped.append(rt.gate.dropped)
+    lazy, eager = outputs
+    assert lazy == eager
+    examples = [decode_example(o.value) for o in lazy if o.topic == "examples" and o.value is not None]
+    assert any(ex.is_correction for ex in examples)
+    assert dropped[0] == dropped[1] and dropped[0]["user_cap"] > 0
+    assert len(examples) == 5

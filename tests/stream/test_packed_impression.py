@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from stream.codec import decode_impression, encode
 from stream.errors import EventError
 from stream.events import Impression, SlateItem
-from stream.join import Emitted, SessionJoin, SessionState
+from stream.join import Emitted, JoinConfig, SessionJoin, SessionState
 from stream.join_runtime import TableStore
 from stream.labeling import examples_of
 from stream.packed_impression import PackedImpression, decode_packed_impression
+from stream.session import EmittedSlate
 from stream.synthetic import synthetic_sessions
 from tests.stream.test_join import SCRIPT, feed
 
@@ -182,3 +183,16 @@ def test_restart_from_compact_changelog_bytes_gives_the_same_outcomes() -> None:
     got += feed(restarted, *SCRIPT[6:]) + restarted.flush()
     assert got == expected
     assert any(isinstance(o, Emitted) and o.example.is_correction for o in got)
+
+
+def test_lazy_slates_stand_for_exactly_the_examples_of_the_eager_join() -> None:
+    eager = SessionJoin()
+    lazy = SessionJoin(config=JoinConfig(lazy_examples=True))
+    expected = feed(eager, *SCRIPT) + eager.flush()
+    got = feed(lazy, *SCRIPT) + lazy.flush()
+    expanded = [Emitted(ex) for o in got for ex in (o.examples() if isinstance(o, EmittedSlate) else [])]
+    assert expanded == [o for o in expected if isinstance(o, Emitted)]
+    assert [o for o in got if not isinstance(o, EmittedSlate)] == [
+        o for o in expected if not isinstance(o, Emitted)
+    ]
+    assert any(ex.example.is_correction for ex in expanded)
