@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -43,16 +43,16 @@ __all__ = ["JoinRuntime", "Output", "RawRecord", "StateTable", "TableStore"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+# Named tuples, not dataclasses: a dozen are made per session, and a frozen dataclass
+# costs several times a tuple to build.
+class RawRecord(NamedTuple):
     topic: str
     partition: int
     key: bytes | None
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     topic: str
     key: bytes
     value: bytes | None  # None: a tombstone (a deleted session in the changelog)
