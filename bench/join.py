@@ -32,6 +32,7 @@ class ModeResult:
     events: int
     seconds: float
     cpu_s: float | None = None  # the worker's CPU seconds over the same span (None without /proc)
+    rss_mib: float | None = None  # the worker's resident memory once every event is in (all sessions held)
 
     @property
     def rate(self) -> float:
@@ -43,7 +44,17 @@ class ModeResult:
 
     def as_dict(self) -> dict[str, object]:
         return {"mode": self.mode, "events": self.events, "seconds": self.seconds, "events_per_s": self.rate,
-                "cpu_s": self.cpu_s, "cpu_us_per_event": self.cpu_us_per_event}  # fmt: skip
+                "cpu_s": self.cpu_s, "cpu_us_per_event": self.cpu_us_per_event, "rss_mib": self.rss_mib}  # fmt: skip
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident set size of a process in MiB; None where /proc is missing."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), None)
+    return None if kib is None else kib / 1024
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -65,7 +76,7 @@ def measure_rate(worker: WorkerProcess, metric: str, total: int, mode: str) -> M
         time.sleep(0.25)  # scraping /metrics costs the worker CPU (~3 % at 10/s): poll gently
     seconds, cpu_last = time.perf_counter() - t_first, cpu_seconds(worker.pid)
     cpu = None if cpu_first is None or cpu_last is None else cpu_last - cpu_first
-    return ModeResult(mode, int(v - v_first), seconds, cpu)
+    return ModeResult(mode, int(v - v_first), seconds, cpu, rss_mib(worker.pid))
 
 
 def _measure(svc: EmbeddedServices, mode: str, n_sessions: int, seed: int) -> ModeResult:
