@@ -139,8 +139,8 @@ class StreamMetrics:
         )
         self._slate: dict[tuple[str, str, int, bool], tuple[Any, ...]] = {}
 
-    def slate_item(self, policy: str, segment: str, position: int, clicked: bool) -> None:
-        """One example at its first emission: CTR counters by (policy, segment) and (policy, position)."""
+    def slate_item(self, policy: str, segment: str, position: int, clicked: bool, n: int = 1) -> None:
+        """``n`` examples at their first emission: CTR counters by (policy, segment) and (policy, position)."""
         key = (policy, segment, position, clicked)
         children = self._slate.get(key)
         if children is None:
@@ -151,4 +151,4 @@ class StreamMetrics:
             if len(self._slate) < 10_000:  # the cache is bounded like the labels
                 self._slate[key] = children
         for child in children:
-            child.inc()
+            child.inc(n)

@@ -362,8 +362,38 @@ def impression_from_dict(value: object, prefix: str = "") -> Impression:
     )  # fmt: skip
 
 
+def _interaction_fast(obj: dict[str, object]) -> Interaction | None:
+    """The interaction of a valid record, or None at the first doubt (same rules, fewer calls)."""
+    version, kind = obj.get("v"), obj.get("type")
+    if type(version) is not int or version != SCHEMA_VERSION or obj.get("kind") != "interaction":
+        return None
+    event_id, session_id, trip_id = obj.get("event_id"), obj.get("session_id"), obj.get("trip_id")
+    request_id, number, ts = obj.get("request_id"), obj.get("value"), obj.get("ts")
+    for text in (
+        (event_id, session_id, trip_id) if request_id is None else (event_id, session_id, trip_id, request_id)
+    ):
+        if type(text) is not str or not 0 < len(text) <= MAX_ID_LEN:
+            return None
+    if type(kind) is not str or kind not in _TYPE_OF or type(ts) not in _NUMBERS:
+        return None
+    if number is None:
+        number = 0.0
+    elif type(number) not in _NUMBERS or not 0 <= number < math.inf:  # type: ignore[operator]
+        return None
+    if not 0 < ts <= MAX_TS:  # type: ignore[operator]
+        return None
+    return Interaction(
+        cast(str, event_id), cast(str, session_id), cast(str, trip_id), _TYPE_OF[kind],
+        float(cast(float, ts)), float(cast(float, number)), cast("str | None", request_id),
+    )  # fmt: skip
+
+
 def interaction_from_dict(value: object, prefix: str = "") -> Interaction:
     """Validate a decoded JSON value as an :class:`Interaction`."""
+    if not prefix and type(value) is dict:
+        fast = _interaction_fast(value)
+        if fast is not None:
+            return fast
     obj = _envelope(value, "interaction", prefix)
     event_id, session_id = req_str(obj, "event_id", prefix), req_str(obj, "session_id", prefix)
     request_id = opt_str(obj, "request_id", prefix)

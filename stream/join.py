@@ -36,6 +36,7 @@ import math
 from collections.abc import MutableMapping
 
 from stream.events import Impression, Interaction
+from stream.packed_impression import PackedImpression
 from stream.session import (
     Counted,
     DeadLettered,
@@ -76,7 +77,7 @@ class SessionJoin:
         self._watermark = -math.inf
         for session_id, state in list(self._store.items()):
             self._index(session_id, None, state)
-            ts = [s.impression.ts for s in state.slates] + [ev.ts for ev in state.held]
+            ts = [s.shown.ts for s in state.slates] + [ev.ts for ev in state.held]
             ts += [ev.ts for s in state.slates for ev in s.attached]
             self._max_ts = max([self._max_ts, *ts])
 
@@ -98,12 +99,12 @@ class SessionJoin:
         """The state of a live session, if any."""
         return self._store.get(session_id)
 
-    def on_impression(self, imp: Impression) -> list[Outcome]:
+    def on_impression(self, imp: Impression | PackedImpression) -> list[Outcome]:
         """Add a slate; returns duplicates, dead letters and early closes."""
         self._max_ts = max(self._max_ts, imp.ts)
         owner = self._owner.get(imp.request_id)
         if owner is not None and owner != imp.session_id:
-            return [self._mismatch(imp, owner)]
+            return [self._mismatch(imp.impression() if isinstance(imp, PackedImpression) else imp, owner)]
         old = self._store.get(imp.session_id)
         new, out = apply_impression(old, imp, watermark=self._watermark, config=self.config)
         self._save(imp.session_id, old, new)
@@ -162,15 +163,22 @@ class SessionJoin:
         self._index(session_id, old, new)
 
     def _index(self, session_id: str, old: SessionState | None, new: SessionState | None) -> None:
-        before = old.request_ids() if old is not None else frozenset()
-        after = new.request_ids() if new is not None else frozenset()
-        for request_id in before - after:
-            self._owner.pop(request_id, None)
-        for request_id in after - before:
-            self._owner[request_id] = session_id
+        if old is None or new is None or not _same_slates(old, new):
+            before = old.request_ids() if old is not None else frozenset()
+            after = new.request_ids() if new is not None else frozenset()
+            for request_id in before - after:
+                self._owner.pop(request_id, None)
+            for request_id in after - before:
+                self._owner[request_id] = session_id
         deadline = None if new is None else new.next_deadline(self.config)
         if deadline is None:
             self._deadline.pop(session_id, None)
         elif self._deadline.get(session_id) != deadline:
             self._deadline[session_id] = deadline
             heapq.heappush(self._heap, (deadline, session_id))
+
+
+def _same_slates(old: SessionState, new: SessionState) -> bool:
+    """Whether both states remember the same slates (so the same request ids)."""
+    a, b = old.slates, new.slates
+    return a is b or (len(a) == len(b) and all(x.shown is y.shown for x, y in zip(a, b, strict=True)))

@@ -23,53 +23,66 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
 from monitoring.stream_metrics import StreamMetrics, position_label
-from stream.codec import decode_impression, decode_interaction, encode
+from stream.codec import decode_interaction, encode
 from stream.errors import EventError
-from stream.events import DeadLetter
+from stream.events import DeadLetter, Impression
+from stream.example_bytes import ExampleEncoder
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
+from stream.packed_impression import PackedImpression, decode_packed_impression
 from stream.quality_gate import QualityGate
-from stream.session import SessionState
+from stream.session import EmittedSlate, SessionState
 from stream.settings import StreamSettings
 
-__all__ = ["JoinRuntime", "Output", "RawRecord", "TableStore"]
+__all__ = ["JoinRuntime", "Output", "RawRecord", "StateTable", "TableStore"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+# Named tuples, not dataclasses: a dozen are made per session, and a frozen dataclass
+# costs several times a tuple to build.
+class RawRecord(NamedTuple):
     topic: str
     partition: int
     key: bytes | None
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     topic: str
     key: bytes
     value: bytes | None  # None: a tombstone (a deleted session in the changelog)
 
 
-class TableStore(MutableMapping[str, SessionState]):
-    """Session states in memory over a bytes-valued table, written back on :meth:`flush`.
+StateTable = MutableMapping[str, "bytes | SessionState"]
+"""A session table: the state objects this worker wrote, or the bytes recovered from a changelog."""
 
-    ``flush`` returns the (key, value or None) changes so the caller can also
-    write them to a changelog topic itself (see :class:`JoinRuntime`).
+
+class TableStore(MutableMapping[str, SessionState]):
+    """Session states in memory over a table, written back on :meth:`flush`.
+
+    ``flush`` stores each changed state *object* in the table (the bytes of a
+    2 KiB state cost up to 8 KiB of RSS for the session's whole life, and the
+    object is in memory anyway) and returns the (key, encoded value or None)
+    changes so the caller can write them to a changelog topic itself (see
+    :class:`JoinRuntime`). Entries recovered from a changelog are bytes
+    (:meth:`SessionState.to_compact` JSON, or the older ``to_dict`` form).
     """
 
-    def __init__(self, table: MutableMapping[str, bytes], keys: Iterable[str]) -> None:
+    def __init__(self, table: StateTable, keys: Iterable[str]) -> None:
         self._table = table
         self._cache: dict[str, SessionState] = {}
         self._dirty: set[str] = set()
         for key in keys:
             raw = table.get(key)
             if raw is None:
+                continue
+            if isinstance(raw, SessionState):
+                self._cache[key] = raw
                 continue
             try:
                 self._cache[key] = SessionState.from_dict(orjson.loads(raw))
@@ -102,8 +115,8 @@ class TableStore(MutableMapping[str, SessionState]):
         for key in self._dirty:
             state = self._cache.get(key)
             if state is not None:
-                value = orjson.dumps(state.to_dict())
-                self._table[key] = value
+                value = orjson.dumps(state.to_compact())
+                self._table[key] = state
                 changes.append((key, value))
             elif key in self._table:
                 del self._table[key]
@@ -136,7 +149,7 @@ class JoinRuntime:
         self,
         settings: StreamSettings,
         metrics: StreamMetrics,
-        table: MutableMapping[str, bytes] | None = None,
+        table: StateTable | None = None,
         clock: Callable[[], float] = time.time,
         changelog_topic: str | None = None,
     ) -> None:
@@ -149,12 +162,16 @@ class JoinRuntime:
             allowed_lateness_s=settings.allowed_lateness_s,
             impressions_topic=settings.topic_impressions,
             interactions_topic=settings.topic_interactions,
+            # Slates are encoded straight from their columns, unless a subclass handles
+            # outcomes itself (it then gets Emitted examples, as it expects).
+            lazy_examples=type(self)._handle is JoinRuntime._handle,
         )
         self.gate = QualityGate.from_settings(
             settings, metrics
         )  # bot rules and user cap (stream.quality_gate)
-        self._table: MutableMapping[str, bytes] = {} if table is None else table
+        self._table: StateTable = {} if table is None else table
         self._changelog = changelog_topic
+        self._encoder = ExampleEncoder()
         self._clock = clock
         self._last_input = clock()
         self._topic_clock: dict[str, tuple[float, float]] = {}  # topic -> (max event ts, wall time seen)
@@ -215,9 +232,10 @@ class JoinRuntime:
             if rec.value is None:
                 raise EventError("payload", "empty record (tombstone)", reason="bad_json")
             if rec.topic == s.topic_impressions:
-                imp = decode_impression(raw)
+                imp = decode_packed_impression(raw)
                 self._saw(rec.topic, imp.ts, now)
-                self.gate.observe(imp)
+                if self.gate.filter is not None:  # the session rules read the impression's header only
+                    self.gate.observe(_header(imp))
                 outcomes = self._join.on_impression(imp)
             elif rec.topic == s.topic_interactions:
                 ev = decode_interaction(raw)
@@ -263,28 +281,64 @@ class JoinRuntime:
     def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
         m = self.metrics
         topic = self.settings.topic_examples
-        new = corrections = 0
+        encode_example = self._encoder.encode
+        admit = self.gate.admit
+        admit_parts = self.gate.admit_parts
+        encode_slate = self._encoder.encode_slate
+        append = out.append
+        corrections = 0
+        shown: dict[tuple[str, str, int, bool], int] = {}  # CTR counters, added once per call
+        clicks: dict[str, int] = {}
+        counted: dict[str, int] = {}
         last_request = ""
         for o in outcomes:
-            if isinstance(o, Emitted):
+            if type(o) is Emitted:
                 ex = o.example
-                if self.gate.admit(ex) is not None:  # a filtered session or a capped user: counted, not sent
+                if admit(ex) is not None:  # a filtered session or a capped user: counted, not sent
                     continue
-                out.append(Output(topic, ex.segment.encode(), encode(ex, validate=False)))
+                append(Output(topic, ex.segment.encode(), encode_example(ex)))
                 if ex.revision:
                     corrections += 1
                     continue
-                new += 1
-                m.slate_item(ex.policy, ex.segment, ex.position, ex.clicked)
+                key = (ex.policy, ex.segment, ex.position, ex.clicked)
+                shown[key] = shown.get(key, 0) + 1
                 if ex.request_id != last_request:  # one lag sample per closed slate
                     last_request = ex.request_id
                     m.window_close_lag.observe(max(0.0, now - (ex.ts + self.config.window_s)))
                 if ex.clicked:
-                    m.joined_clicks.labels(position_label(ex.position)).inc()
+                    label = position_label(ex.position)
+                    clicks[label] = clicks.get(label, 0) + 1
+            elif type(o) is EmittedSlate:
+                p = o.shown
+                key_bytes = p.segment.encode()
+                for k, raw in encode_slate(o):
+                    if admit_parts(p.session_id, p.user_id, p.ts) is not None:  # as admit(example) does
+                        continue
+                    append(Output(topic, key_bytes, raw))
+                    if o.revisions[k]:
+                        corrections += 1
+                        continue
+                    clicked = o.outcome.labels[k].click > 0
+                    key = (p.policy, p.segment, p.positions[k], clicked)
+                    shown[key] = shown.get(key, 0) + 1
+                    if p.request_id != last_request:  # one lag sample per closed slate
+                        last_request = p.request_id
+                        m.window_close_lag.observe(max(0.0, now - (p.ts + self.config.window_s)))
+                    if clicked:
+                        label = position_label(p.positions[k])
+                        clicks[label] = clicks.get(label, 0) + 1
             elif isinstance(o, DeadLettered):
                 self._dead_letter(o.dead_letter, out)
             elif isinstance(o, Counted):
-                m.join_events.labels(o.name).inc()
+                counted[o.name] = counted.get(o.name, 0) + 1
+        for name, n in counted.items():
+            m.join_events.labels(name).inc(n)
+        new = 0
+        for (policy, segment, position, clicked), n in shown.items():
+            m.slate_item(policy, segment, position, clicked, n)
+            new += n
+        for label, n in clicks.items():
+            m.joined_clicks.labels(label).inc(n)
         if new:
             m.examples.labels("new").inc(new)
         if corrections:
@@ -298,3 +352,18 @@ class JoinRuntime:
     def _dead_letter(self, dl: DeadLetter, out: list[Output]) -> None:
         out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))
         self.metrics.deadletters.labels(dl.stage, dl.reason).inc()
+
+
+def _header(p: PackedImpression) -> Impression:
+    """The impression without its slate (what the traffic filter reads)."""
+    return Impression(
+        p.request_id,
+        p.session_id,
+        p.user_id,
+        p.segment,
+        p.policy,
+        p.model_version,
+        p.feature_version,
+        p.ts,
+        (),
+    )

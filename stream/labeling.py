@@ -41,8 +41,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from stream.events import Example, Impression, Interaction, Labels
+from stream.packed_impression import PackedImpression
 
-__all__ = ["RewardConfig", "examined_by_rank", "examples_of", "labels_of"]
+__all__ = [
+    "RewardConfig",
+    "SlateOutcome",
+    "examined_by_rank",
+    "examples_from",
+    "examples_of",
+    "label_slate",
+    "labels_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +126,64 @@ def examined_by_rank(engaged: Sequence[bool], *, no_click_examined_top_n: int = 
 _NO_LABELS = Labels()  # most shown trips get no interaction: share one instance
 
 
+@dataclass(frozen=True, slots=True)
+class SlateOutcome:
+    """What a slate's interactions are worth, per item in slate order (no examples built yet)."""
+
+    labels: tuple[Labels, ...]
+    rewards: tuple[float, ...]
+    examined: tuple[bool, ...]
+
+    def item(self, k: int) -> tuple[Labels, float, bool]:
+        """Labels, reward and examined flag of item ``k``: what differs between its examples."""
+        return self.labels[k], self.rewards[k], self.examined[k]
+
+
+def label_slate(
+    p: PackedImpression,
+    attached: Iterable[Interaction],
+    *,
+    reward: RewardConfig | None = None,
+    no_click_examined_top_n: int = 3,
+) -> SlateOutcome:
+    """Labels, rewards and examined flags of a slate's items from the interactions joined to it."""
+    reward = reward if reward is not None else RewardConfig()
+    by_trip: dict[str, list[Interaction]] = {}
+    for ev in attached:
+        by_trip.setdefault(ev.trip_id, []).append(ev)
+    trips, positions, n = p.trips, p.positions, len(p.trips)
+    labels = [labels_of(by_trip[t]) if t in by_trip else _NO_LABELS for t in trips]
+    ranked = sorted(range(n), key=positions.__getitem__)
+    flags = examined_by_rank(
+        [labels[k].engaged for k in ranked], no_click_examined_top_n=no_click_examined_top_n
+    )
+    examined = [False] * n
+    for k, flag in zip(ranked, flags, strict=True):
+        examined[k] = flag
+    rewards = tuple(0.0 if lab is _NO_LABELS else reward.reward(lab) for lab in labels)
+    return SlateOutcome(tuple(labels), rewards, tuple(examined))
+
+
+def examples_from(
+    p: PackedImpression, outcome: SlateOutcome, revisions: Sequence[int], indices: Iterable[int]
+) -> list[Example]:
+    """The examples of items ``indices`` of a labelled slate, with their ``revisions`` (slate order)."""
+    rows, positions, props, randomized = p.rows(), p.positions, p.propensities, p.randomized
+    rid, sid, uid, seg, pol, mv, fv, ts = (
+        p.request_id, p.session_id, p.user_id, p.segment, p.policy, p.model_version, p.feature_version, p.ts
+    )  # fmt: skip
+    out: list[Example] = []
+    for k in indices:
+        t, lab = p.trips[k], outcome.labels[k]
+        out.append(Example(
+            f"{rid}:{t}", rid, t, sid, uid, seg, pol, mv, fv, rows[k], positions[k], props[k],
+            outcome.rewards[k], lab, lab.click > 0, outcome.examined[k], ts, revisions[k], randomized[k],
+        ))  # fmt: skip
+    return out
+
+
 def examples_of(
-    imp: Impression,
+    imp: Impression | PackedImpression,
     attached: Iterable[Interaction],
     *,
     revisions: Sequence[int] | None = None,
@@ -127,27 +192,10 @@ def examples_of(
 ) -> tuple[Example, ...]:
     """One example per shown trip (slate order), from the interactions joined to the slate.
 
-    ``revisions`` gives each item's revision (default all 0).
+    ``revisions`` gives each item's revision (default all 0). ``imp`` may be
+    the join's packed form of the impression (same examples).
     """
-    reward = reward if reward is not None else RewardConfig()
-    by_trip: dict[str, list[Interaction]] = {}
-    for ev in attached:
-        by_trip.setdefault(ev.trip_id, []).append(ev)
-    labels = [
-        labels_of(by_trip[item.trip_id]) if item.trip_id in by_trip else _NO_LABELS for item in imp.slate
-    ]
-    ranked = sorted(range(len(imp.slate)), key=lambda k: imp.slate[k].position)
-    flags = examined_by_rank(
-        [labels[k].engaged for k in ranked], no_click_examined_top_n=no_click_examined_top_n
-    )
-    examined = dict(zip(ranked, flags, strict=True))
-    examples: list[Example] = []
-    for k, item in enumerate(imp.slate):
-        examples.append(Example(
-            f"{imp.request_id}:{item.trip_id}", imp.request_id, item.trip_id, imp.session_id, imp.user_id,
-            imp.segment, imp.policy, imp.model_version, imp.feature_version, item.phi, item.position,
-            item.propensity, 0.0 if labels[k] is _NO_LABELS else reward.reward(labels[k]), labels[k],
-            labels[k].click > 0, examined[k], imp.ts,
-            revisions[k] if revisions is not None else 0, item.randomized,
-        ))  # fmt: skip
-    return tuple(examples)
+    p = imp if isinstance(imp, PackedImpression) else PackedImpression.of(imp)
+    outcome = label_slate(p, attached, reward=reward, no_click_examined_top_n=no_click_examined_top_n)
+    n = len(p.trips)
+    return tuple(examples_from(p, outcome, revisions if revisions is not None else (0,) * n, range(n)))

@@ -47,20 +47,22 @@ Bounds
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from stream._fields import as_object, check_int, check_list, check_str, req_bool, req_str, require
 from stream.codec import encode, impression_from_dict, interaction_from_dict, to_dict
 from stream.errors import EventError, JoinReason
 from stream.events import DeadLetter, Example, Impression, Interaction, Record
-from stream.labeling import RewardConfig, examples_of
+from stream.labeling import RewardConfig, SlateOutcome, examples_from, label_slate
+from stream.packed_impression import PackedImpression
 
 __all__ = [
     "CountName",
     "Counted",
     "DeadLettered",
     "Emitted",
+    "EmittedSlate",
     "JoinConfig",
     "Outcome",
     "SessionState",
@@ -87,6 +89,7 @@ class JoinConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     impressions_topic: str = "impressions"
     interactions_topic: str = "interactions"
+    lazy_examples: bool = False  # emit one EmittedSlate per slate instead of an Emitted per example
 
     def __post_init__(self) -> None:
         if not self.window_s > 0:
@@ -129,30 +132,52 @@ class Counted:
     name: CountName
 
 
-Outcome = Emitted | DeadLettered | Counted
+@dataclass(frozen=True, slots=True)
+class EmittedSlate:
+    """Examples of one slate not built yet (:attr:`JoinConfig.lazy_examples`): items ``indices``.
+
+    :meth:`examples` gives exactly the :class:`Emitted` examples the join
+    would otherwise return, in the same order; the join worker encodes them
+    from these columns instead (:mod:`stream.example_bytes`), which saves
+    building ten example objects per closed slate.
+    """
+
+    shown: PackedImpression
+    outcome: SlateOutcome
+    revisions: tuple[int, ...]  # every item's revision after this emission
+    indices: tuple[int, ...]
+
+    def examples(self) -> list[Example]:
+        """The examples this stands for."""
+        return examples_from(self.shown, self.outcome, self.revisions, self.indices)
+
+
+Outcome = Emitted | EmittedSlate | DeadLettered | Counted
 
 
 @dataclass(frozen=True, slots=True)
 class SlateState:
-    """One slate of a session: its impression, the interactions joined to it,
-    and once closed, the revision last emitted for each item (slate order)."""
+    """One slate of a session: its impression (packed, see
+    :mod:`stream.packed_impression`), the interactions joined to it, and once
+    closed, the revision last emitted for each item (slate order)."""
 
-    impression: Impression
+    shown: PackedImpression
     attached: tuple[Interaction, ...] = ()
     closed: bool = False
     revisions: tuple[int, ...] = ()
-    _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {s.trip_id: i for i, s in enumerate(self.impression.slate)})
+    @property
+    def impression(self) -> Impression:
+        """The impression record of this slate."""
+        return self.shown.impression()
 
     def shows(self, trip_id: str) -> bool:
         """Whether the trip is in this slate."""
-        return trip_id in self._index
+        return trip_id in self.shown.index
 
     def end(self, config: JoinConfig) -> float:
         """End of the attribution window (inclusive)."""
-        return self.impression.ts + config.window_s
+        return self.shown.ts + config.window_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +191,34 @@ class SessionState:
 
     def next_deadline(self, config: JoinConfig) -> float | None:
         """Smallest event time after which :func:`apply_watermark` has work; ``None`` if empty."""
-        times = [s.end(config) + (config.allowed_lateness_s if s.closed else 0.0) for s in self.slates]
-        times += [ev.ts + config.grace_s for ev in self.held]
+        window, lateness = config.window_s, config.allowed_lateness_s
+        times = [s.shown.ts + window + (lateness if s.closed else 0.0) for s in self.slates]
+        if self.held:
+            times += [ev.ts + config.grace_s for ev in self.held]
         return min(times, default=None)
 
     def request_ids(self) -> frozenset[str]:
         """Request ids of the slates still remembered."""
-        return frozenset(s.impression.request_id for s in self.slates)
+        return frozenset([s.shown.request_id for s in self.slates])
+
+    def to_compact(self) -> dict[str, object]:
+        """JSON-able form for the changelog: like :meth:`to_dict`, φ packed (``"cv": 1``)."""
+        slates = [
+            {"impression": s.shown.to_compact(), "attached": [to_dict(ev) for ev in s.attached],
+             "closed": s.closed, "revisions": list(s.revisions)}
+            for s in self.slates
+        ]  # fmt: skip
+        held = [to_dict(ev) for ev in self.held]
+        return {
+            "cv": 1,
+            "session_id": self.session_id,
+            "slates": slates,
+            "held": held,
+            "seen": list(self.seen),
+        }
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-able form, for a changelog-backed table."""
+        """JSON-able form (schema ``"v": 1``: impressions as records), for a changelog-backed table."""
         slates = [
             {"impression": to_dict(s.impression), "attached": [to_dict(ev) for ev in s.attached],
              "closed": s.closed, "revisions": list(s.revisions)}
@@ -192,9 +235,17 @@ class SessionState:
 
     @classmethod
     def from_dict(cls, value: object) -> SessionState:
-        """Rebuild from :meth:`to_dict` output; raises :class:`~stream.errors.EventError` if invalid."""
+        """Rebuild from :meth:`to_dict` or :meth:`to_compact` output.
+
+        Raises :class:`~stream.errors.EventError` if invalid.
+        """
         obj = as_object(value, "state")
-        if obj.get("v") != 1:
+        compact = "cv" in obj
+        if compact and obj.get("cv") != 1:
+            raise EventError(
+                "state.cv", f"unsupported compact state version {obj.get('cv')!r}", reason="unknown_version"
+            )
+        if not compact and obj.get("v") != 1:
             raise EventError(
                 "state.v", f"unsupported state version {obj.get('v')!r}", reason="unknown_version"
             )
@@ -203,8 +254,13 @@ class SessionState:
         for i, raw in enumerate(_array(obj, "slates", "state")):
             at = f"state.slates[{i}]"
             item = as_object(raw, at)
-            imp = impression_from_dict(require(item, "impression", at), f"{at}.impression")
-            if imp.session_id != session_id:
+            raw_imp, imp_at = require(item, "impression", at), f"{at}.impression"
+            shown = (
+                PackedImpression.from_compact(raw_imp, imp_at)
+                if compact
+                else PackedImpression.of(impression_from_dict(raw_imp, imp_at))
+            )
+            if shown.session_id != session_id:
                 raise EventError(f"{at}.impression.session_id", f"must be {session_id!r}")
             evs = tuple(
                 interaction_from_dict(ev, f"{at}.attached[{k}]")
@@ -215,9 +271,9 @@ class SessionState:
                 for k, r in enumerate(_array(item, "revisions", at))
             )
             closed = req_bool(item, "closed", at)
-            if len(revisions) != (len(imp.slate) if closed else 0):
+            if len(revisions) != (len(shown) if closed else 0):
                 raise EventError(f"{at}.revisions", "must have one entry per item when closed, else none")
-            slates.append(SlateState(imp, evs, closed, revisions))
+            slates.append(SlateState(shown, evs, closed, revisions))
         held = tuple(
             interaction_from_dict(ev, f"state.held[{k}]") for k, ev in enumerate(_array(obj, "held", "state"))
         )
@@ -226,7 +282,11 @@ class SessionState:
 
 
 def apply_impression(
-    state: SessionState | None, imp: Impression, *, watermark: float, config: JoinConfig
+    state: SessionState | None,
+    imp: Impression | PackedImpression,
+    *,
+    watermark: float,
+    config: JoinConfig,
 ) -> tuple[SessionState | None, list[Outcome]]:
     """Open a slate for ``imp`` and give it any held interactions it was waiting for."""
     _check_session(state, imp.session_id)
@@ -236,16 +296,18 @@ def apply_impression(
         detail = (
             f"impression window ended at {imp.ts + config.window_s} beyond lateness; watermark {watermark}"
         )
-        return state, [join_dead_letter(imp, "too_late", detail, config.impressions_topic)]
+        record = imp.impression() if isinstance(imp, PackedImpression) else imp
+        return state, [join_dead_letter(record, "too_late", detail, config.impressions_topic)]
     base = state or SessionState(imp.session_id)
-    slates = (*base.slates, SlateState(imp))
+    shown = imp if isinstance(imp, PackedImpression) else PackedImpression.of(imp)
+    slates = (*base.slates, SlateState(shown))
     out: list[Outcome] = []
     while sum(not s.closed for s in slates) > config.max_open_slates:
-        oldest = min((i for i, s in enumerate(slates) if not s.closed), key=lambda i: slates[i].impression.ts)
+        oldest = min((i for i, s in enumerate(slates) if not s.closed), key=lambda i: slates[i].shown.ts)
         closed, emitted = _close(slates[oldest], config)
         slates = (*slates[:oldest], closed, *slates[oldest + 1 :])
         out += [*emitted, Counted("forced_close")]
-    new: SessionState = replace(base, slates=slates, held=())
+    new = SessionState(base.session_id, slates, (), base.seen)
     for ev in base.held:  # retry every waiting interaction, in arrival order
         new, more = _route(new, ev, watermark=watermark, config=config, fresh=False)
         out += more
@@ -261,7 +323,13 @@ def apply_interaction(
         return state, [Counted("duplicate_interaction")]
     base = state or SessionState(ev.session_id)
     seen = (*base.seen, ev.event_id)[-config.max_seen_event_ids :]
-    new, out = _route(replace(base, seen=seen), ev, watermark=watermark, config=config, fresh=True)
+    new, out = _route(
+        SessionState(base.session_id, base.slates, base.held, seen),
+        ev,
+        watermark=watermark,
+        config=config,
+        fresh=True,
+    )
     return _alive(new), out
 
 
@@ -290,7 +358,7 @@ def apply_watermark(
             held.append(ev)
     if not out and len(slates) == len(state.slates):
         return state, out
-    return _alive(replace(state, slates=tuple(slates), held=tuple(held))), out
+    return _alive(SessionState(state.session_id, tuple(slates), tuple(held), state.seen)), out
 
 
 def _array(obj: Mapping[str, object], key: str, prefix: str) -> list[object]:
@@ -320,15 +388,15 @@ def _resolve(state: SessionState, ev: Interaction, config: JoinConfig) -> int | 
     """Index of the slate ``ev`` joins, a dead-letter reason, or ``None`` (not known yet)."""
     if ev.request_id is not None:
         for i, slate in enumerate(state.slates):
-            if slate.impression.request_id == ev.request_id:
+            if slate.shown.request_id == ev.request_id:
                 if not slate.shows(ev.trip_id):
                     return "not_in_slate"
                 return i if ev.ts <= slate.end(config) else "outside_window"
         return None
     best: int | None = None
     for i, slate in enumerate(state.slates):
-        in_window = slate.shows(ev.trip_id) and slate.impression.ts <= ev.ts <= slate.end(config)
-        if in_window and (best is None or slate.impression.ts >= state.slates[best].impression.ts):
+        in_window = slate.shows(ev.trip_id) and slate.shown.ts <= ev.ts <= slate.end(config)
+        if in_window and (best is None or slate.shown.ts >= state.slates[best].shown.ts):
             best = i
     return best
 
@@ -354,37 +422,47 @@ def _route(
             join_dead_letter(held[0], "orphan", "held-interaction buffer full", config.interactions_topic)
         )
         held = held[1:]
-    return replace(state, held=held), out
+    return SessionState(state.session_id, state.slates, held, state.seen), out
 
 
 def _attach(
     state: SessionState, i: int, ev: Interaction, config: JoinConfig
 ) -> tuple[SessionState, list[Outcome]]:
     slate = state.slates[i]
-    grown = replace(slate, attached=(*slate.attached, ev))
+    grown = SlateState(slate.shown, (*slate.attached, ev), slate.closed, slate.revisions)
     out: list[Outcome] = [Counted("late_attached" if slate.closed else "attached")]
     if slate.closed:  # re-emit what changed, as corrections
+        # An item's example changes exactly when its labels, reward or examined flag do
+        # (every other field comes from the slate, and clicked from the labels).
+        before, after = _label(slate, config), _label(grown, config)
+        changed = tuple(k for k in range(len(slate.shown)) if before.item(k) != after.item(k))
         revisions = list(slate.revisions)
-        for k, (before, after) in enumerate(
-            zip(_examples(slate, config), _examples(grown, config), strict=True)
-        ):
-            if before != after:
-                revisions[k] += 1
-                out.append(Emitted(replace(after, revision=revisions[k])))
-        grown = replace(grown, revisions=tuple(revisions))
-    return replace(state, slates=(*state.slates[:i], grown, *state.slates[i + 1 :])), out
+        for k in changed:
+            revisions[k] += 1
+        grown = SlateState(grown.shown, grown.attached, True, tuple(revisions))
+        if changed:
+            out += _emit(grown, after, changed, config)
+    slates = (*state.slates[:i], grown, *state.slates[i + 1 :])
+    return SessionState(state.session_id, slates, state.held, state.seen), out
 
 
 def _close(slate: SlateState, config: JoinConfig) -> tuple[SlateState, list[Outcome]]:
-    closed = replace(slate, closed=True, revisions=(0,) * len(slate.impression.slate))
-    return closed, [Emitted(ex) for ex in _examples(closed, config)]
+    closed = SlateState(slate.shown, slate.attached, True, (0,) * len(slate.shown))
+    return closed, _emit(closed, _label(closed, config), tuple(range(len(slate.shown))), config)
 
 
-def _examples(slate: SlateState, config: JoinConfig) -> tuple[Example, ...]:
-    return examples_of(
-        slate.impression,
+def _label(slate: SlateState, config: JoinConfig) -> SlateOutcome:
+    return label_slate(
+        slate.shown,
         slate.attached,
-        revisions=slate.revisions or None,
         reward=config.reward,
         no_click_examined_top_n=config.no_click_examined_top_n,
     )
+
+
+def _emit(
+    slate: SlateState, outcome: SlateOutcome, indices: tuple[int, ...], config: JoinConfig
+) -> list[Outcome]:
+    if config.lazy_examples:
+        return [EmittedSlate(slate.shown, outcome, slate.revisions, indices)]
+    return [Emitted(ex) for ex in examples_from(slate.shown, outcome, slate.revisions, indices)]

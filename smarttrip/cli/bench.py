@@ -83,6 +83,12 @@ def join(
     console.print(
         _rate_table("Stream worker throughput through Kafka (one worker, 4 partitions)", "events", results)
     )
+    cpu = ", ".join(f"{r.mode} {r.cpu_us_per_event:.0f}" for r in results if r.cpu_us_per_event is not None)
+    if cpu:
+        console.print(f"worker CPU per event (µs, user + system, all threads): {cpu}")
+    rss = ", ".join(f"{r.mode} {r.rss_mib:.0f}" for r in results if r.rss_mib is not None)
+    if rss:
+        console.print(f"worker RSS at the end (MiB; the join then holds every session): {rss}")
     if json_out:
         payload = {"benchmark": "join", "sessions": sessions, "results": [r.as_dict() for r in results]}
         json_out.write_text(json.dumps(payload, indent=2) + "\n")

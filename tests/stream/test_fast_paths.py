@@ -45,3 +45,30 @@ def test_fast_path_leaves_errors_to_the_careful_path(field: str, value: object, 
     with pytest.raises(codec.EventError) as err:
         codec.example_from_dict(data)
     assert str(err.value) == message
+
+
+def test_interaction_fast_path_equals_careful_path() -> None:
+    records, _ = synthetic_sessions(n_sessions=100, seed=7, t0=time.time())
+    values = [orjson.loads(r.value) for r in records if r.topic == "interactions"]
+    values += [v | {"request_id": None, "type": "dwell", "value": 12} for v in values[:5]]
+    for value in values:
+        fast = codec._interaction_fast(value)
+        assert fast is not None
+        assert fast == codec.interaction_from_dict(value, "p")  # a prefix forces the careful path
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("v", True), ("type", "view"), ("value", -1), ("value", True), ("value", float("nan")), ("ts", 1.7e12),
+     ("ts", False), ("request_id", ""), ("trip_id", 5), ("event_id", "x" * 129), ("kind", "impression")],
+)  # fmt: skip
+def test_interaction_fast_path_leaves_errors_to_the_careful_path(field: str, value: object) -> None:
+    records, _ = synthetic_sessions(n_sessions=20, seed=8, t0=time.time())
+    data = orjson.loads(next(r.value for r in records if r.topic == "interactions"))
+    data[field] = value
+    assert codec._interaction_fast(data) is None
+    with pytest.raises(codec.EventError) as careful:
+        codec.interaction_from_dict(data, "p")
+    with pytest.raises(codec.EventError) as fast:
+        codec.interaction_from_dict(data)
+    assert str(fast.value) == str(careful.value).replace("p.", "", 1)
