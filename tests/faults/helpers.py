@@ -187,3 +187,43 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         return 0
     return 0
+
+
+def restart_broker_empty(services: EmbeddedServices, topics: dict[str, int]) -> None:
+    """Stop the embedded Tansu broker and start it again on the same port: its in-memory log is gone.
+
+    ``topics`` are created again (as an operator or ``embedded_services`` would);
+    everything else — consumer groups, committed offsets, Faust changelogs — is lost.
+    """
+    from stream.embedded import _wait_kafka_ready, ensure_topics
+
+    proc = services._kafka_proc  # the fault is ours to inject; EmbeddedServices has no restart
+    assert proc is not None, "the broker is external: it cannot be restarted here"
+    proc.stop(timeout=5)
+    proc.start()
+    # Port first, then metadata (as at start-up): a metadata client against a closed port leaks a socket.
+    _wait_kafka_ready(int(services.bootstrap_servers.rsplit(":", 1)[1]), proc, 30.0)
+    ensure_topics(services.bootstrap_servers, topics, timeout=30)
+
+
+def read_records(services: EmbeddedServices, topic: str, partitions: int) -> list[tuple[int, int, bytes]]:
+    """Every record of ``topic`` as (partition, offset, value), up to the end offsets of the moment."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=services.bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    out: list[tuple[int, int, bytes]] = []
+    try:
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for batch in consumer.poll(timeout_ms=500).values():
+                out += [
+                    (r.partition, r.offset, r.value)
+                    for r in batch
+                    if r.offset < ends[TopicPartition(topic, r.partition)]
+                ]
+    finally:
+        consumer.close()
+    return out
