@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) with $(PYTHON)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -e '.[embedded,dev]'
+	@$(BIN)/python -m pip install -q -e '.[embedded,dev,fast]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

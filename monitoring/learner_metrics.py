@@ -98,6 +98,16 @@ class LearnerMetrics:
             ["topic"],
             registry=r,
         )
+        self.acks_held = Gauge(
+            "smarttrip_learner_acks_held",
+            "Consumed examples whose Kafka offset is not committed yet because a model that learned them is not stored yet.",
+            registry=r,
+        )
+        self.acks_forced = Counter(
+            "smarttrip_learner_acks_forced_total",
+            "Examples acknowledged to Kafka before their models were stored (held messages over the limit).",
+            registry=r,
+        )
         self.drift_events = Counter(
             "smarttrip_learner_drift_events_total",
             "ADWIN drift detections by policy, segment, signal (clicks of the serving policy, "

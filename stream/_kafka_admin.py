@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-__all__ = ["ensure_topics", "kafka_metadata_ready"]
+__all__ = ["ensure_topics", "kafka_metadata_ready", "topic_id"]
 
 _CLIENT_ID = "smarttrip-embedded"
 # kafka-python logs every refused connection while the broker boots; we poll on purpose.
@@ -164,3 +164,19 @@ def ensure_topics(
             f"existing topics disagree with the requested partition counts: {details}"
         )
     return counts
+
+
+def topic_id(bootstrap_servers: str, topic: str, *, timeout: float = 5.0) -> str | None:
+    """The topic's id as the broker reports it; None when the broker gives topics no ids.
+
+    A topic created again (e.g. by a broker that lost its storage) gets a new id,
+    so the id tells one log of a topic from the next (see :mod:`stream.learner_app`).
+    Raises ``KafkaError``/``OSError`` when the broker cannot be asked.
+    """
+    with _admin(bootstrap_servers, timeout=timeout) as admin:
+        described = admin.describe_topics([topic])
+    for entry in described:
+        if entry.get("name") == topic and not entry.get("error_code"):
+            found = str(entry.get("topic_id") or "")
+            return found if set(found) - {"0", "-"} else None  # the all-zero UUID: no id
+    raise KafkaError(f"topic {topic!r} not described: {described!r}")

@@ -171,6 +171,22 @@ class EmbeddedServices:
         finally:
             self.resume_broker()
 
+    def restart_broker(self, topics: Mapping[str, int] | None = None) -> None:
+        """Stop the broker and start it again on the same port: its in-memory log is gone.
+
+        The topics it was started with, and ``topics``, are created again with their
+        partition counts (and new topic ids), as an operator would after losing a
+        broker's storage.
+        """
+        proc = self._owned(self._kafka_proc, "broker")
+        proc.stop(timeout=self._stop_timeout)
+        proc.start()
+        port = int(self.bootstrap_servers.rsplit(":", 1)[1])
+        _wait_kafka_ready(port, proc, self._startup_timeout)
+        wanted = {**self.topics, **(topics or {})}
+        self.topics = ensure_topics(self.bootstrap_servers, wanted, timeout=self._startup_timeout,
+                                    configs=DEFAULT_TOPIC_CONFIGS)  # fmt: skip
+
     def stop_redis(self) -> None:
         """Stop redis-server (data is lost: it runs without persistence)."""
         self._owned(self._redis_proc, "redis-server").stop(timeout=self._stop_timeout)

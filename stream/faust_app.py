@@ -76,7 +76,7 @@ def use_event_loop(settings: StreamSettings) -> str:
     return "uvloop"
 
 
-def new_faust_app(settings: StreamSettings, app_id: str) -> faust.App:
+def new_faust_app(settings: StreamSettings, app_id: str, **overrides: Any) -> faust.App:
     """A Faust app with the stream settings every worker shares (group timeouts, partitions).
 
     Throughput settings (measured with ``smarttrip bench join``/``freshness``;
@@ -103,6 +103,7 @@ def new_faust_app(settings: StreamSettings, app_id: str) -> faust.App:
         # Standbys would replay other workers' changelogs into this one's store.
         table_standby_replicas=0,
         web_enabled=False,
+        **overrides,
     )
 
 

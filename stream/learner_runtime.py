@@ -144,6 +144,9 @@ class LearnerRuntime:
         self._recent: dict[str, OrderedDict[tuple[str, int], None]] = {}
         self._since_publish = 0
         self._last_publish = clock()
+        # Which log of the examples topic the offsets refer to (see stream.log_epoch);
+        # "auto" is resolved by the Faust glue before the first model is loaded.
+        self.log_epoch = settings.log_epoch
         s = settings  # drift detectors and their response (bandit.drift)
         self.drift = DriftMonitor(
             DriftConfig(delta=s.drift_delta, respond=bool(s.drift_response), min_examples=s.drift_min_examples,
@@ -174,6 +177,27 @@ class LearnerRuntime:
                 lowest = done if lowest is None else min(lowest, done)
         return None if lowest is None else lowest + 1
 
+    def use_log_epoch(self, epoch: str) -> bool:
+        """Switch to a new log of the examples topic; True if it differs from the current one.
+
+        Offsets of the old log mean nothing in the new one (an emptied broker starts
+        again at 0): every model keeps what it learned but forgets its offsets, and is
+        published again under the new epoch.
+        """
+        if epoch == self.log_epoch:
+            return False
+        log.warning("examples log epoch %r -> %r: models keep their weights, forget their offsets",
+                    self.log_epoch, epoch)  # fmt: skip
+        self.log_epoch = epoch
+        for slot in self._slots.values():
+            slot.offsets.clear()
+            slot.dirty = True
+        return True
+
+    def unpublished_partitions(self) -> set[int]:
+        """Partitions read by a model whose latest learning is not in the store yet."""
+        return {p for slot in self._slots.values() if slot.dirty for p in slot.offsets}
+
     def _slot(self, policy: str, segment: str) -> _Slot:
         key = (policy, segment)
         slot = self._slots.get(key)
@@ -188,13 +212,13 @@ class LearnerRuntime:
             except UnknownModel:
                 pass
             else:
-                if record.meta.log_epoch == self.settings.log_epoch:
+                if record.meta.log_epoch == self.log_epoch:
                     return _Slot(
                         learner_from_bytes(record.model_bytes), record.version, dict(record.meta.offsets)
                     )
                 # A new log (e.g. an emptied broker): keep the model, forget the old offsets.
                 log.warning("model %s/%s refers to log epoch %r; now %r", policy, segment,
-                            record.meta.log_epoch, self.settings.log_epoch)  # fmt: skip
+                            record.meta.log_epoch, self.log_epoch)  # fmt: skip
                 return _Slot(learner_from_bytes(record.model_bytes), record.version, {})
             slot = _Slot(self.policies[policy]())
             # Store the model before it learns anything. A restart resumes each partition at the
@@ -368,7 +392,7 @@ class LearnerRuntime:
                 segment,
                 slot.learner,
                 offsets=slot.offsets,
-                log_epoch=self.settings.log_epoch,
+                log_epoch=self.log_epoch,
                 metrics=self._model_metrics(policy, segment, slot),
                 expected_version=slot.version,
             )
@@ -380,6 +404,12 @@ class LearnerRuntime:
         except VersionConflict:
             m.publishes.labels(policy, "conflict").inc()
             m.redis_up.set(1)
+            if slot.version and not self._stored(policy, segment):
+                # The store lost the model (e.g. Redis restarted without persistence): ours is
+                # the newest there is; store it again rather than start over from nothing.
+                log.warning("model %s/%s is gone from the store: publishing it again", policy, segment)
+                slot.version = 0
+                return self._publish_one(policy, segment, slot)
             log.warning("version conflict on %s/%s: reloading the stored model", policy, segment)
             reloaded = self._load(policy, segment)
             # Keep our read position: what the stored model lacks before it is dropped.
@@ -406,6 +436,16 @@ class LearnerRuntime:
             for feature, value in weights.items():
                 if math.isfinite(value):
                     m.weight.labels(policy, segment, feature).set(value)
+        return True
+
+    def _stored(self, policy: str, segment: str) -> bool:
+        assert self.store is not None  # noqa: S101  # checked by the caller
+        try:
+            self.store.get(policy, segment)
+        except UnknownModel:
+            return False
+        except StoreUnavailable:
+            return True  # cannot tell: the usual conflict path reloads when it can
         return True
 
     def _model_metrics(self, policy: str, segment: str, slot: _Slot) -> dict[str, float]:

@@ -36,12 +36,13 @@ from typing import Literal
 
 import orjson
 
+from bandit.fast_kernels import accelerate
 from bandit.protocol import Learner
 from monitoring.learner_metrics import LearnerMetrics
 from monitoring.stream_metrics import StreamMetrics
 from stream.export import LogRecord
 from stream.join_runtime import JoinRuntime, Output, RawRecord
-from stream.learner_runtime import ExampleRecord, LearnerRuntime
+from stream.learner_runtime import DEFAULT_POLICIES, ExampleRecord, LearnerRuntime
 from stream.settings import StreamSettings
 
 __all__ = ["ReplayMode", "ReplayStats", "Replayer"]
@@ -86,6 +87,10 @@ class Replayer:
         policy name -> learner factory (default: the learner agent's).
     batch_size
         Records per micro-batch (default ``settings.batch_size``).
+    compiled
+        Learn with the compiled loops of :mod:`bandit.fast_kernels` (same
+        arithmetic: logistic bit for bit, LinUCB to ~1e-12) where a policy's
+        learner has one and numba is installed; default: the reference learners.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class Replayer:
         settings: StreamSettings | None = None,
         policies: Mapping[str, Callable[[], Learner]] | None = None,
         batch_size: int | None = None,
+        compiled: bool = False,
     ) -> None:
         if mode not in ("raw", "examples"):
             raise ValueError(f"mode: must be 'raw' or 'examples', got {mode!r}")
@@ -102,10 +108,14 @@ class Replayer:
         self.settings = settings or StreamSettings()
         self.batch_size = batch_size or self.settings.batch_size
         self.stats = ReplayStats()
+        self.compiled = compiled
+        factories = dict(policies or DEFAULT_POLICIES)
+        if compiled:
+            factories = {name: _compiled(make) for name, make in factories.items()}
         self._now = _NO_CLOCK
         self.join = JoinRuntime(self.settings, StreamMetrics(), clock=lambda: self._now)
         self.learner = LearnerRuntime(
-            self.settings, None, LearnerMetrics(), policies, clock=lambda: self._now
+            self.settings, None, LearnerMetrics(), factories, clock=lambda: self._now
         )
         self._seq = 0
 
@@ -179,6 +189,10 @@ class Replayer:
             "smarttrip_stream_examples_total", {"kind": "correction"}
         )
         self.stats.corrections = int(corrections or 0)
+
+
+def _compiled(make: Callable[[], Learner]) -> Callable[[], Learner]:
+    return lambda: accelerate(make())
 
 
 def _learned(runtime: LearnerRuntime) -> int:

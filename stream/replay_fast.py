@@ -6,9 +6,10 @@ JSON for the ``examples`` topic, and the learner agent's
 :class:`~stream.learner_runtime.LearnerRuntime`, which decodes it again —
 a quarter of a replay's time. Here the join runtime keeps the emitted
 :class:`~stream.events.Example` objects instead (same join, same watermark,
-same dead letters) and the learner runtime learns them through
+same quality gate, same dead letters) and the learner runtime learns them through
 :meth:`~stream.learner_runtime.LearnerRuntime.learn_decoded` (same dedupe,
-same order, same policies). Examples whose φ has the wrong length are
+same order, same policies), by default with the compiled learner loops of
+:mod:`bandit.fast_kernels`. Examples whose φ has the wrong length are
 dead-lettered as the learner agent would. ``tests/analysis/test_replay.py``
 checks that both paths learn identical models.
 """
@@ -37,6 +38,8 @@ class _CollectingJoin(JoinRuntime):
     def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
         for o in outcomes:
             if isinstance(o, Emitted):
+                if self.gate.admit(o.example) is not None:  # filtered or capped: counted, not learned
+                    continue
                 self.collected.append(o.example)
                 if o.example.revision:
                     self.metrics.examples.labels("correction").inc()
@@ -55,8 +58,11 @@ class FastReplayer(Replayer):
         settings: StreamSettings | None = None,
         policies: Mapping[str, Callable[[], Learner]] | None = None,
         batch_size: int | None = None,
+        compiled: bool = True,
     ) -> None:
-        super().__init__("raw", settings=settings, policies=policies, batch_size=batch_size)
+        super().__init__(
+            "raw", settings=settings, policies=policies, batch_size=batch_size, compiled=compiled
+        )
         join = _CollectingJoin(self.settings, self.join.metrics, clock=lambda: self._now)
         join.collected = []
         self.join = join
@@ -73,13 +79,17 @@ class FastReplayer(Replayer):
             items.append((ExampleRecord(0, self._seq, None), ex))
             self._seq += 1
         if items:
-            first = next(iter(self.learner.policies))
-            before = sum(m.n_examples for (p, _), m in self.learner.slots().items() if p == first)
-            self.learner.learn_decoded(items)
-            self.stats.examples += (
-                sum(m.n_examples for (p, _), m in self.learner.slots().items() if p == first) - before
-            )
+            self._learn_items(items)
         corrections = self.join.metrics.registry.get_sample_value(
             "smarttrip_stream_examples_total", {"kind": "correction"}
         )
         self.stats.corrections = int(corrections or 0)
+
+    def _learn_items(self, items: list[tuple[ExampleRecord, Example]]) -> None:
+        """Learn decoded examples (a subclass may only count them: the join-only benchmark)."""
+        first = next(iter(self.learner.policies))
+        before = sum(m.n_examples for (p, _), m in self.learner.slots().items() if p == first)
+        self.learner.learn_decoded(items)
+        self.stats.examples += (
+            sum(m.n_examples for (p, _), m in self.learner.slots().items() if p == first) - before
+        )

@@ -27,7 +27,8 @@ SMARTTRIP_PUBLISH_INTERVAL_S       most time between model publishes          0.
 SMARTTRIP_PUBLISH_EVERY_N          ... or this many examples, if sooner       5000
 SMARTTRIP_MIN_EXAMPLES             guardrail: fewest examples to publish      0
 SMARTTRIP_MAX_ABS_WEIGHT           guardrail: largest allowed |weight|        1000
-SMARTTRIP_LOG_EPOCH                id of the examples log the offsets refer   0
+SMARTTRIP_LOG_EPOCH                id of the examples log the offsets refer   auto
+                                   to (auto: the topic's id; stream.log_epoch)
 SMARTTRIP_TRIPS_PARTITIONS         partitions of the compacted trips topic    1
 SMARTTRIP_CATALOG_INTERVAL_S       catalog agent: least time between versions 1
 SMARTTRIP_CATALOG_HISTORY          catalog versions kept in Redis             5
@@ -96,7 +97,7 @@ class StreamSettings:
     publish_every_n: int = 5000
     min_examples: int = 0
     max_abs_weight: float = 1000.0
-    log_epoch: str = "0"
+    log_epoch: str = "auto"
     traffic_filter: int = 1
     bot_min_click_gap_s: float = 0.25
     bot_max_fast_clicks: int = 8

@@ -111,7 +111,8 @@ def replay(
         str, typer.Option(help="raw (join + learn) or examples (learn the logged examples).")
     ] = "raw",
     fast: Annotated[
-        bool, typer.Option(help="Fast path (raw mode): no JSON round trip between join and learners.")
+        bool,
+        typer.Option(help="Fast path (raw mode): columnar when the input allows it, else record by record."),
     ] = True,
     fmt: Annotated[
         str, typer.Option("--format", help="ours or obd (OBD: Li et al. replay evaluation).")
@@ -130,14 +131,16 @@ def replay(
         _replay_obd(logs, policy_table, seed, json_out)
         return
     from stream.replay import Replayer
-    from stream.replay_fast import FastReplayer
+    from stream.replay_columnar import ColumnarReplayer
 
     if mode not in ("raw", "examples"):
         raise fail(f"--mode: must be raw or examples, got {mode!r}")
     s = StreamSettings.from_env()
     wanted = [s.topic_impressions, s.topic_interactions] if mode == "raw" else [s.topic_examples]
     records = input_records(logs, bootstrap, since, until, wanted)
-    replayer = FastReplayer(settings=s) if fast and mode == "raw" else Replayer(mode, settings=s)  # type: ignore[arg-type]
+    replayer: Replayer | ColumnarReplayer = (
+        ColumnarReplayer(settings=s) if fast and mode == "raw" else Replayer(mode, settings=s)  # type: ignore[arg-type]
+    )
     with Progress(TextColumn("replaying"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                   TimeElapsedColumn(), console=console, transient=True) as progress:  # fmt: skip
         task = progress.add_task("replay", total=len(records))
@@ -148,6 +151,9 @@ def replay(
     table.add_row(f"{stats.events:,}", f"{stats.ignored:,}", f"{stats.examples:,}", f"{stats.corrections:,}",
                   f"{sum(stats.deadletters.values()):,}", f"{stats.seconds:.2f}", f"{stats.events_per_s:,.0f}")  # fmt: skip
     console.print(table)
+    fallback = getattr(replayer, "fallback", None)
+    if fallback is not None:
+        console.print(f"columnar replay not applicable ({fallback}): replayed record by record")
     models = {}
     for (policy, segment), learner in sorted(replayer.models().items()):
         weights = getattr(learner, "weights", None)

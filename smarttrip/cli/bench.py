@@ -153,22 +153,32 @@ def serve(
 @app.command("replay")
 def replay(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
-    sessions: int = typer.Option(5000, help="Synthetic sessions (one 10-trip slate each)."),
+    sessions: int = typer.Option(3000, help="Synthetic sessions (one 10-trip slate each)."),
     seed: int = typer.Option(0),
     repeats: int = typer.Option(2, min=1, help="Best of this many runs per mode."),
 ) -> None:
-    """Offline replay: input events/s through the join and the learners, careful vs fast path."""
+    """Offline replay: input events/s through the join and each learner set, careful vs fast vs columnar."""
     from bench import replay as bench_replay
 
     console = Console()
-    with console.status("replaying synthetic sessions in every mode…"):
-        results = bench_replay.run(n_sessions=sessions, seed=seed, repeats=repeats)
+    with console.status("replaying synthetic sessions…") as status:
+        results = bench_replay.run(n_sessions=sessions, seed=seed, repeats=repeats,
+                                   progress=lambda m: status.update(f"replaying: {m}"))  # fmt: skip
     table = Table(title="Replay throughput (join + learners, in process)")
-    for col in ("mode", "events", "examples", "seconds", "events/s", "vs careful"):
+    for col in (
+        "learners",
+        "path",
+        "events",
+        "examples",
+        "events/s",
+        "vs careful",
+        "events/CPU-s",
+        "vs careful (CPU)",
+    ):
         table.add_column(col, justify="right")
     for r in results:
-        table.add_row(r.mode, f"{r.events:,}", f"{r.examples:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}",
-                      f"{r.rate / results[0].rate:.2f}")  # fmt: skip
+        table.add_row(r.learners, r.path, f"{r.events:,}", f"{r.examples:,}", f"{r.rate:,.0f}", f"{r.vs_careful:.2f}",
+                      f"{r.cpu_rate:,.0f}", f"{r.vs_careful_cpu:.2f}")  # fmt: skip
     console.print(table)
     if json_out:
         payload = {"benchmark": "replay", "sessions": sessions, "results": [r.as_dict() for r in results],

@@ -5,11 +5,13 @@ from __future__ import annotations
 import gzip
 import random
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bandit import LinUCB
 from bandit.protocol import Learner
 from stream.export import ExportError, LogRecord, read_export, read_records, write_export
 from stream.learner_runtime import ExampleRecord, LearnerRuntime
@@ -23,9 +25,26 @@ def records() -> list[LogRecord]:
     return session_records()
 
 
-def test_fast_path_learns_exactly_what_the_careful_path_learns(records: list[LogRecord]) -> None:
+def assert_same_models(careful: Replayer, fast: Replayer) -> None:
+    """Logistic and VW bit for bit; LinUCB (compiled: rank-one steps, not Woodbury blocks) to 1e-9."""
+    assert careful.models().keys() == fast.models().keys()
+    for key, model in careful.models().items():
+        other = fast.models()[key]
+        assert model.n_examples == other.n_examples, key
+        if isinstance(model, LinUCB) and isinstance(other, LinUCB):
+            np.testing.assert_allclose(other.A_inv, model.A_inv, rtol=0, atol=1e-9, err_msg=str(key))
+            np.testing.assert_allclose(other.theta, model.theta, rtol=0, atol=1e-9, err_msg=str(key))
+            np.testing.assert_array_equal(other.examination_curve, model.examination_curve)
+        else:
+            assert model.to_bytes() == other.to_bytes(), key
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fast_path_learns_exactly_what_the_careful_path_learns(
+    records: list[LogRecord], compiled: bool
+) -> None:
     careful = Replayer("raw", settings=SETTINGS)
-    fast = FastReplayer(settings=SETTINGS)
+    fast = FastReplayer(settings=SETTINGS, compiled=compiled)
     a, b = careful.run(records), fast.run(records)
     assert a.corrections > 0, "the input must exercise late clicks"
     assert a.deadletters["bad_json"] == 1 and a.deadletters["invalid_field"] >= 1
@@ -35,9 +54,27 @@ def test_fast_path_learns_exactly_what_the_careful_path_learns(records: list[Log
         b.corrections,
         b.deadletters,
     )
-    assert careful.models().keys() == fast.models().keys()
-    for key, model in careful.models().items():
-        assert model.to_bytes() == fast.models()[key].to_bytes(), key
+    if compiled:
+        assert_same_models(careful, fast)
+    else:
+        assert careful.models().keys() == fast.models().keys()
+        for key, model in careful.models().items():
+            assert model.to_bytes() == fast.models()[key].to_bytes(), key
+
+
+def test_fast_path_applies_the_quality_gate(records: list[LogRecord]) -> None:
+    """A tight user cap and click rules drop examples in the join: the fast path drops the same ones."""
+    gated = replace(SETTINGS, user_cap_examples=5, bot_max_fast_clicks=1, bot_min_click_gap_s=5.0)
+    careful = Replayer("raw", settings=gated)
+    fast = FastReplayer(settings=gated)
+    a, b = careful.run(records), fast.run(records)
+    assert (
+        careful.join.gate.dropped.get("user_cap", 0) > 0
+        and careful.join.gate.dropped.get("fast_clicks", 0) > 0
+    )
+    assert fast.join.gate.dropped == careful.join.gate.dropped
+    assert a.examples == b.examples < Replayer("raw", settings=SETTINGS).run(records).examples
+    assert_same_models(careful, fast)
 
 
 class JoinOnly(Replayer):

@@ -65,18 +65,21 @@ def test_export_and_replay_reproduce_the_learner_worker(services: EmbeddedServic
     assert len(records) == N and {r.partition for r in records} <= set(range(PARTITIONS))
     assert read_kafka(services.bootstrap_servers, [topic], since_ms=int(time.time() * 1000) + 60_000) == []
 
-    replay = Replayer("examples", settings=StreamSettings.from_env(env))
-    stats = replay.run(records)
-    assert stats.examples == N and not stats.deadletters
     probe = np.random.default_rng(0).random((50, 20))
-    for segment in SEGMENTS:
-        for policy in ("logistic", "linucb"):
-            online = learner_from_bytes(store.get(policy, segment).model_bytes)
-            offline = replay.models()[(policy, segment)]
-            assert online.n_examples == offline.n_examples == N // len(SEGMENTS)
-            np.testing.assert_allclose(online.score_many(probe), offline.score_many(probe), rtol=0, atol=1e-9)
-            w_on, w_off = online.weights, offline.weights  # type: ignore[attr-defined]
-            assert max(abs(w_on[k] - w_off[k]) for k in w_on) <= 1e-9
+    for compiled in (False, True):  # the reference learners, and the compiled loops of bandit.fast_kernels
+        replay = Replayer("examples", settings=StreamSettings.from_env(env), compiled=compiled)
+        stats = replay.run(records)
+        assert stats.examples == N and not stats.deadletters
+        for segment in SEGMENTS:
+            for policy in ("logistic", "linucb"):
+                online = learner_from_bytes(store.get(policy, segment).model_bytes)
+                offline = replay.models()[(policy, segment)]
+                assert online.n_examples == offline.n_examples == N // len(SEGMENTS)
+                np.testing.assert_allclose(
+                    online.score_many(probe), offline.score_many(probe), rtol=0, atol=1e-9
+                )
+                w_on, w_off = online.weights, offline.weights  # type: ignore[attr-defined]
+                assert max(abs(w_on[k] - w_off[k]) for k in w_on) <= 1e-9
     assert json.loads(out.read_text().splitlines()[0])["topic"] == topic
 
     # The live models as evaluation policies: `smarttrip ope --policy store:linucb`.
