@@ -57,7 +57,7 @@ test: $(STAMP) monitoring-tools
 # backlog; tens of minutes) instead of the CI sizes.
 FAULTS_SCALE ?= ci
 test-faults: $(STAMP)
-	SMARTTRIP_FAULTS_SCALE=$(FAULTS_SCALE) $(BIN)/pytest -m faults -p no:cacheprovider
+	SMARTTRIP_FAULTS_SCALE=$(FAULTS_SCALE) $(BIN)/pytest -m faults
 
 # Known vulnerabilities in the installed dependencies (PyPI's advisory database: needs the network;
 # without it the step prints SKIPPED and does not fail). Triage: README "Dependency audit".
