@@ -90,7 +90,8 @@ def produce_all(services: EmbeddedServices, records: Sequence[TopicRecord]) -> i
 
 
 def topic_counts(services: EmbeddedServices, topic: str, partitions: int) -> int:
-    """Records in ``topic`` (sum of the partitions' end offsets; the topics here are never truncated)."""
+    """Sum of the partitions' reported end offsets: a growth signal, not an exact count (the embedded
+    broker reports a partition's end as its last batch's base offset; :func:`read_records` counts)."""
     consumer = KafkaConsumer(bootstrap_servers=services.bootstrap_servers, group_id=None)
     try:
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
@@ -207,7 +208,11 @@ def restart_broker_empty(services: EmbeddedServices, topics: dict[str, int]) -> 
 
 
 def read_records(services: EmbeddedServices, topic: str, partitions: int) -> list[tuple[int, int, bytes]]:
-    """Every record of ``topic`` as (partition, offset, value), up to the end offsets of the moment."""
+    """Every record of ``topic`` as (partition, offset, value).
+
+    Reads past the reported end offsets until 1.5 s bring nothing: the embedded
+    broker reports a partition's end as its last batch's *base* offset.
+    """
     consumer = KafkaConsumer(
         bootstrap_servers=services.bootstrap_servers, group_id=None, enable_auto_commit=False
     )
@@ -216,14 +221,14 @@ def read_records(services: EmbeddedServices, topic: str, partitions: int) -> lis
     consumer.seek_to_beginning(*tps)
     ends = consumer.end_offsets(tps)
     out: list[tuple[int, int, bytes]] = []
+    quiet_since = time.monotonic()
     try:
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            for batch in consumer.poll(timeout_ms=500).values():
-                out += [
-                    (r.partition, r.offset, r.value)
-                    for r in batch
-                    if r.offset < ends[TopicPartition(topic, r.partition)]
-                ]
+        while any(consumer.position(tp) < ends[tp] for tp in tps) or time.monotonic() - quiet_since < 1.5:
+            got = consumer.poll(timeout_ms=300)
+            for batch in got.values():
+                out += [(r.partition, r.offset, r.value) for r in batch]
+            if got:
+                quiet_since = time.monotonic()
     finally:
         consumer.close()
     return out
