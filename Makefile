@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info[:2] not in ((3,11),(3,12)))' 2>/dev/null; \
 	then echo $$p; break; fi; done)
 
-.PHONY: demo test lint typecheck unit venv clean monitoring-tools fuzz audit
+.PHONY: demo test lint typecheck unit venv clean monitoring-tools fuzz audit test-faults
 
 venv: $(STAMP)
 
@@ -51,6 +51,13 @@ test: $(STAMP) monitoring-tools
 	$(BIN)/mypy
 	$(BIN)/pytest
 	@$(MAKE) --no-print-directory audit
+
+# The fault-injection suite alone (it also runs in `make test`): SIGKILLed workers, Redis and broker
+# outages, backlogs. FAULTS_SCALE=full runs the issue's sizes (100,000-event kill run, 1,000,000-event
+# backlog; tens of minutes) instead of the CI sizes.
+FAULTS_SCALE ?= ci
+test-faults: $(STAMP)
+	SMARTTRIP_FAULTS_SCALE=$(FAULTS_SCALE) $(BIN)/pytest -m faults
 
 # Known vulnerabilities in the installed dependencies (PyPI's advisory database: needs the network;
 # without it the step prints SKIPPED and does not fail). Triage: README "Dependency audit".

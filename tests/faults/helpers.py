@@ -1,0 +1,234 @@
+"""Helpers of the fault-injection suite: a paced producer, topic reads, example checks, RSS."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from stream.embedded import EmbeddedServices
+from stream.synthetic import Expected, TopicRecord, synthetic_sessions
+
+#: Events (impressions + clicks, duplicates included) per synthetic session with
+#: slate_size=5 and the default click probability: ~1.59; sessions are sized from it.
+EVENTS_PER_SESSION = 1.55
+
+
+def sessions_for(
+    n_events: int, *, seed: int, t0: float, spacing_s: float, impressions: str, interactions: str
+) -> tuple[list[TopicRecord], Expected]:
+    """Synthetic sessions (5-trip slates) holding at least ``n_events`` records, with their expected examples."""
+    n_sessions = int(n_events / EVENTS_PER_SESSION)
+    while True:
+        records, expected = synthetic_sessions(
+            n_sessions=n_sessions, seed=seed, t0=t0, slate_size=5, spacing_s=spacing_s,
+            impressions_topic=impressions, interactions_topic=interactions,
+        )  # fmt: skip
+        if len(records) >= n_events:
+            return records, expected
+        n_sessions = int(n_sessions * 1.05) + 1
+
+
+def producer(services: EmbeddedServices) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=services.bootstrap_servers, linger_ms=5, acks=1, max_request_size=4 * 1024 * 1024
+    )
+
+
+class PacedProducer(threading.Thread):
+    """Produces ``records`` in order at ``rate`` records/s in a thread (the run's driver).
+
+    ``sent`` counts records handed to the producer; :meth:`finish` joins the
+    thread, flushes and raises whatever the thread raised.
+    """
+
+    def __init__(self, services: EmbeddedServices, records: Sequence[TopicRecord], rate: float) -> None:
+        super().__init__(name="paced-producer", daemon=True)
+        self._producer = producer(services)
+        self._records = records
+        self._rate = rate
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        started = time.monotonic()
+        chunk = max(1, int(self._rate / 50))
+        try:
+            for i in range(0, len(self._records), chunk):
+                for rec in self._records[i : i + chunk]:
+                    self._producer.send(rec.topic, key=rec.key, value=rec.value)
+                self.sent = min(i + chunk, len(self._records))
+                due = started + self.sent / self._rate
+                time.sleep(max(0.0, due - time.monotonic()))
+            self._producer.flush(60)
+        except BaseException as exc:  # reported by finish()
+            self.error = exc
+
+    def finish(self, timeout: float = 120.0) -> int:
+        self.join(timeout)
+        self._producer.close(5)
+        if self.is_alive():
+            raise TimeoutError(f"the producer sent {self.sent} of {len(self._records)} records in time")
+        if self.error is not None:
+            raise self.error
+        return self.sent
+
+
+def produce_all(services: EmbeddedServices, records: Sequence[TopicRecord]) -> int:
+    """Produce every record as fast as the broker takes them; returns the count."""
+    p = producer(services)
+    for rec in records:
+        p.send(rec.topic, key=rec.key, value=rec.value)
+    p.flush(120)
+    p.close(5)
+    return len(records)
+
+
+def topic_counts(services: EmbeddedServices, topic: str, partitions: int) -> int:
+    """Sum of the partitions' reported end offsets: a growth signal, not an exact count (the embedded
+    broker reports a partition's end as its last batch's base offset; :func:`read_records` counts)."""
+    consumer = KafkaConsumer(bootstrap_servers=services.bootstrap_servers, group_id=None)
+    try:
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return int(sum(ends.values()))
+    finally:
+        consumer.close()
+
+
+def read_examples(
+    services: EmbeddedServices, topic: str, *, distinct: int, timeout: float
+) -> list[dict[str, object]]:
+    """Examples read from the start of ``topic`` until ``distinct`` example ids were seen (or the timeout)."""
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=services.bootstrap_servers, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None, fetch_max_bytes=16 * 1024 * 1024,
+    )  # fmt: skip
+    out: list[dict[str, object]] = []
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(seen) < distinct:
+            for batch in consumer.poll(timeout_ms=300, max_records=20_000).values():
+                for r in batch:
+                    ex = json.loads(r.value)
+                    out.append(ex)
+                    seen.add(str(ex["example_id"]))
+    finally:
+        consumer.close()
+    return out
+
+
+@dataclass
+class JoinAudit:
+    """What a run's examples say against what its driver produced."""
+
+    examples: int = 0  # records on the examples topic
+    distinct: int = 0  # distinct example ids
+    redelivered: int = 0  # records repeating an (example_id, revision) already read
+    positives: int = 0  # final revisions with clicked=True
+    problems: list[str] = field(default_factory=list)
+
+
+def audit_examples(examples: list[dict[str, object]], expected: Expected) -> JoinAudit:
+    """Check the join's output exactly: every valid click in exactly one positive example.
+
+    - each (example_id, revision) read twice has the same content (a re-delivery, not a second answer);
+    - the final revision of every example id: as many ids as shown trips, and the clicked ones are exactly
+      the driver's clicks, at the positions shown;
+    - one example id per (request_id, trip_id), so a click cannot be counted under two ids.
+    """
+    audit = JoinAudit(examples=len(examples))
+    content: dict[tuple[str, int], tuple[object, ...]] = {}
+    final: dict[str, dict[str, object]] = {}
+    ids_of: dict[tuple[str, str], set[str]] = {}
+    for ex in examples:
+        eid, rev = str(ex["example_id"]), int(ex["revision"])  # type: ignore[call-overload]
+        body = (ex["clicked"], ex["position"], ex["reward"], ex["examined"], ex["request_id"], ex["trip_id"])
+        if (eid, rev) in content:
+            audit.redelivered += 1
+            if content[(eid, rev)] != body:
+                audit.problems.append(f"{eid} revision {rev} emitted twice with different content")
+        content[(eid, rev)] = body
+        prev = final.get(eid)
+        if prev is None or rev >= int(prev["revision"]):  # type: ignore[call-overload]
+            final[eid] = ex
+        ids_of.setdefault((str(ex["request_id"]), str(ex["trip_id"])), set()).add(eid)
+    audit.distinct = len(final)
+    if audit.distinct != expected.examples:
+        audit.problems.append(f"{audit.distinct} distinct examples, expected {expected.examples}")
+    several = [k for k, ids in ids_of.items() if len(ids) > 1]
+    if several:
+        audit.problems.append(f"{len(several)} shown trips under several example ids, e.g. {several[:3]}")
+    clicked = {(str(e["request_id"]), str(e["trip_id"])) for e in final.values() if e["clicked"]}
+    audit.positives = len(clicked)
+    if clicked != expected.clicks:
+        missing, extra = expected.clicks - clicked, clicked - expected.clicks
+        audit.problems.append(f"clicks missing from positives: {len(missing)}, positives without a click: "
+                              f"{len(extra)} (e.g. {sorted(missing)[:3]} / {sorted(extra)[:3]})")  # fmt: skip
+    wrong_pos = [
+        k for k, e in ((k, final.get(f"{k[0]}:{k[1]}")) for k in expected.positions)
+        if e is not None and e["position"] != expected.positions[k]
+    ]  # fmt: skip
+    if wrong_pos:
+        audit.problems.append(f"{len(wrong_pos)} clicks at the wrong position, e.g. {wrong_pos[:3]}")
+    return audit
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` from /proc (0 once the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+
+def restart_broker_empty(services: EmbeddedServices, topics: dict[str, int]) -> None:
+    """Stop the embedded Tansu broker and start it again on the same port: its in-memory log is gone.
+
+    ``topics`` are created again (as an operator or ``embedded_services`` would);
+    everything else — consumer groups, committed offsets, Faust changelogs — is lost.
+    """
+    from stream.embedded import _wait_kafka_ready, ensure_topics
+
+    proc = services._kafka_proc  # the fault is ours to inject; EmbeddedServices has no restart
+    assert proc is not None, "the broker is external: it cannot be restarted here"
+    proc.stop(timeout=5)
+    proc.start()
+    # Port first, then metadata (as at start-up): a metadata client against a closed port leaks a socket.
+    _wait_kafka_ready(int(services.bootstrap_servers.rsplit(":", 1)[1]), proc, 30.0)
+    ensure_topics(services.bootstrap_servers, topics, timeout=30)
+
+
+def read_records(services: EmbeddedServices, topic: str, partitions: int) -> list[tuple[int, int, bytes]]:
+    """Every record of ``topic`` as (partition, offset, value).
+
+    Reads past the reported end offsets until 1.5 s bring nothing: the embedded
+    broker reports a partition's end as its last batch's *base* offset.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=services.bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends = consumer.end_offsets(tps)
+    out: list[tuple[int, int, bytes]] = []
+    quiet_since = time.monotonic()
+    try:
+        while any(consumer.position(tp) < ends[tp] for tp in tps) or time.monotonic() - quiet_since < 1.5:
+            got = consumer.poll(timeout_ms=300)
+            for batch in got.values():
+                out += [(r.partition, r.offset, r.value) for r in batch]
+            if got:
+                quiet_since = time.monotonic()
+    finally:
+        consumer.close()
+    return out

@@ -1,0 +1,167 @@
+"""A backlog produced while the join worker is down: it drains with bounded state and nothing lost.
+
+The backlog — seeded synthetic sessions whose event times lie in the past,
+one second of event time per ``EVENT_RATE`` records — is produced into
+impressions and interactions before any join worker runs; then one worker
+starts and drains it. While it drains, its RSS (``/proc``), the sessions its
+join holds and the traffic-quality entries are sampled against the events
+read. The state has TTLs in event time (closed slates: window + allowed
+lateness; bot and user-cap state: their TTL/window), set short here so that
+the backlog spans several of them: the held state must plateau and RSS must
+stop growing like the input. Then the lag is 0 and every example is there,
+counted exactly against what was produced.
+
+The drain runs once per module; one test judges lag and memory, the other
+the exact count (a known defect, see its xfail reason).
+
+Sizes: 100,000 events in CI (~64,500 sessions, 100 s of event time);
+``SMARTTRIP_FAULTS_SCALE=full``: 1,000,000 events (the issue's figure,
+1,000 s of event time; ~10 minutes of draining on 2 shared cores).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from stream.embedded import embedded_services
+from stream.synthetic import Expected
+from stream.worker_process import WorkerProcess
+from tests.faults.helpers import (
+    EVENTS_PER_SESSION,
+    audit_examples,
+    produce_all,
+    read_records,
+    rss_bytes,
+    sessions_for,
+)
+from tests.faults.scale import sized
+from tests.stream.kafka_helpers import new_run
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(sized(480, 3600))]
+
+MiB = 1024 * 1024
+#: Event-time TTLs of the join's state in this test: window 2 s + lateness 18 s + watermark delay 1 s
+#: for closed slates; 25 s for the traffic-quality state (it must outlive a slate's examples).
+TTL = {"allowed_lateness_s": "18", "bot_state_ttl_s": "25", "user_cap_window_s": "25"}
+#: Event time advances by one second per EVENT_RATE records (1,000 events/s, about the issue's
+#: 500 ranks/s with their clicks): the backlog spans five state TTLs in CI, fifty at full scale.
+EVENT_RATE = 1_000.0
+
+
+@dataclass
+class Drain:
+    produced: int
+    expected: Expected
+    samples: list[
+        tuple[float, float, int, float, float]
+    ]  # (s, events read, RSS, open sessions, quality entries)
+    drained_s: float
+    lag: float
+    final: dict[str, float]
+    examples: list[dict[str, object]] = field(default_factory=list)
+
+    def total(self, prefix: str) -> float:
+        return sum(v for k, v in self.final.items() if k.startswith(prefix))
+
+
+@pytest.fixture(scope="module")
+def drain() -> Iterator[Drain]:
+    n_events = sized(100_000, 1_000_000)
+    with embedded_services() as services:
+        run = new_run(services, **TTL)
+        span = n_events / EVENT_RATE
+        records, expected = sessions_for(
+            n_events, seed=61, t0=time.time() - span - 5, spacing_s=span * EVENTS_PER_SESSION / n_events,
+            impressions=run.impressions, interactions=run.interactions,
+        )  # fmt: skip
+        produced = produce_all(services, records)
+        del records
+        samples: list[tuple[float, float, int, float, float]] = []
+        worker = WorkerProcess(run.env, name="join-backlog")
+        try:
+            started = time.monotonic()
+            deadline = started + sized(300, 3000)
+            read = 0.0
+            while read < produced:
+                assert time.monotonic() < deadline, f"drained {read:.0f} of {produced}:\n{worker.log_tail()}"
+                assert worker.alive(), worker.log_tail()
+                m = worker.metrics()
+                read = sum(v for k, v in m.items() if k.startswith("smarttrip_stream_events_total{"))
+                sessions = sum(v for k, v in m.items() if k.startswith("smarttrip_stream_open_sessions"))
+                tracked = sum(v for k, v in m.items() if k.startswith("smarttrip_stream_quality_tracked"))
+                samples.append((time.monotonic() - started, read, rss_bytes(worker.pid), sessions, tracked))
+                time.sleep(0.5)
+            drained_s = time.monotonic() - started
+            lag = worker.total("smarttrip_stream_consumer_lag_records")
+            while lag != 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                lag = worker.total("smarttrip_stream_consumer_lag_records")
+            # Input idle: event time follows the clock and the last windows close; wait for the output to settle.
+            emitted, still = -1.0, 0
+            while still < 6 and time.monotonic() < deadline + 60:
+                now = worker.total("smarttrip_stream_examples_total")
+                still, emitted = (still + 1, now) if now == emitted else (0, now)
+                time.sleep(0.5)
+            final = worker.metrics()
+        finally:
+            worker.stop()
+        values = read_records(services, run.examples, 4)
+    yield Drain(produced, expected, samples, drained_s, lag, final, [json.loads(v) for _, _, v in values])
+
+
+def test_backlog_drains_to_zero_lag_with_bounded_state_and_memory(drain: Drain) -> None:
+    samples, produced = drain.samples, drain.produced
+    assert drain.lag == 0
+    assert drain.total("smarttrip_stream_events_total{outcome=ok") == produced
+    first = [s for s in samples if 0 < s[1] < produced / 2]
+    second = [s for s in samples if s[1] >= produced / 2]
+    assert len(first) >= 3 and len(second) >= 3, samples
+    sessions_1, sessions_2 = max(s[3] for s in first), max(s[3] for s in second)
+    tracked_1, tracked_2 = max(s[4] for s in first), max(s[4] for s in second)
+    rss_start, rss_mid, rss_peak = first[0][2], second[0][2], max(s[2] for s in samples)
+    report = (
+        f"\n{produced} events drained in {drain.drained_s:.0f} s ({produced / drain.drained_s:.0f}/s); "
+        f"RSS {rss_start / MiB:.0f} (first sample) → {rss_mid / MiB:.0f} (half drained) → {rss_peak / MiB:.0f} MiB "
+        f"(peak); open sessions peak {sessions_1:.0f} / {sessions_2:.0f}, traffic-quality entries peak "
+        f"{tracked_1:.0f} / {tracked_2:.0f} (first / second half)"
+    )
+    print(report)
+    # The join's sessions plateau: the second half of the drain holds no more than the first.
+    assert sessions_2 <= 1.2 * sessions_1, report
+    # RSS stops growing like the input: the second half adds less than half of what the first half added.
+    assert rss_peak - rss_mid < 0.5 * (rss_mid - rss_start), report
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="the traffic-quality state (stream/quality_gate.py: bot rules and user cap, TTL 25 s of event time "
+    "here) kept growing through the drain: peak 17,987 entries in the first half, 56,512 in the second "
+    "(100,000 events; the join's own sessions plateaued, 21,329 / 15,856)",
+)
+def test_backlog_traffic_quality_state_plateaus(drain: Drain) -> None:
+    first = [s[4] for s in drain.samples if 0 < s[1] < drain.produced / 2]
+    second = [s[4] for s in drain.samples if s[1] >= drain.produced / 2]
+    assert first and second
+    assert max(second) <= 1.2 * max(first), (max(first), max(second))
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="join defect (stream/join_runtime.py watermark): draining a backlog, the watermark is the smaller of the "
+    "two topics' largest event times over all their partitions, and a topic with no records for idle_s of wall "
+    "time stops holding it back; partitions and topics are read unevenly, so slates of the slower ones arrive "
+    "below watermark - window - lateness and are dead-lettered too_late (their clicks orphan). Measured, 102,137 "
+    "events, lateness 18 s at 1,000 events/s of event time: 50,408 too_late + 20,402 orphan (idle_s 3); "
+    "15,111 + 7,813 with idle detection off",
+)
+def test_backlog_loses_nothing(drain: Drain) -> None:
+    dead = {k: v for k, v in drain.final.items() if k.startswith("smarttrip_stream_deadletters_total{") and v}
+    audit = audit_examples(drain.examples, drain.expected)
+    assert dead == {}, (dead, audit.problems)
+    assert audit.problems == []
+    assert audit.positives == len(drain.expected.clicks)
