@@ -43,20 +43,30 @@ def consumer_lag(app: Any, topics: Collection[str]) -> dict[str, int]:
     """Summed lag per topic of ``topics`` over the partitions ``app`` (a ``faust.App``) owns.
 
     Every topic in ``topics`` is in the result (0 when the worker owns none of
-    its partitions), so the gauge exists from the first scrape on. Faust keeps
-    the read and committed offsets in its consumer (``_read_offset``,
-    ``_committed_offset``); they are read, never changed.
+    its partitions), so the gauge exists from the first scrape on.
     """
     lag = dict.fromkeys(topics, 0)
+    for (topic, _), value in partition_lags(app, topics).items():
+        lag[topic] += value
+    return lag
+
+
+def partition_lags(app: Any, topics: Collection[str]) -> dict[tuple[str, int], int]:
+    """Lag of each (topic, partition) of ``topics`` that ``app`` owns and whose high watermark is known.
+
+    Faust keeps the read and committed offsets in its consumer
+    (``_read_offset``, ``_committed_offset``); they are read, never changed.
+    """
+    out: dict[tuple[str, int], int] = {}
     try:
         consumer = app.consumer
         assigned = app.assignor.assigned_actives()
     except Exception:  # not started yet, or shutting down: nothing owned
-        return lag
+        return out
     read = getattr(consumer, "_read_offset", {})
     committed = getattr(consumer, "_committed_offset", {})
     for tp in assigned:
-        if tp.topic not in lag:
+        if tp.topic not in topics:
             continue
         try:
             highwater = consumer.highwater(tp)
@@ -64,5 +74,5 @@ def consumer_lag(app: Any, topics: Collection[str]) -> dict[str, int]:
             continue
         value = partition_lag(highwater, read.get(tp), committed.get(tp))
         if value is not None:
-            lag[tp.topic] += value
-    return lag
+            out[(tp.topic, tp.partition)] = value
+    return out

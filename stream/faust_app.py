@@ -25,7 +25,7 @@ from typing import Any, Literal
 import faust
 from aiokafka.partitioner import murmur2
 
-from monitoring.consumer_lag import consumer_lag
+from monitoring.consumer_lag import consumer_lag, partition_lags
 from monitoring.stream_metrics import StreamMetrics
 from stream.changelog_tail import apply_tail, read_tail
 from stream.join_runtime import JoinRuntime, Output, RawRecord
@@ -202,6 +202,13 @@ def create_app(
         apply_tail(table.data, tail)
         runtime.rebuild(owned_by(owned))
         log.info("join state rebuilt for partitions %s: %d sessions", sorted(owned), runtime.open_sessions)
+
+    inputs = (settings.topic_impressions, settings.topic_interactions)
+
+    def backlogged() -> list[tuple[str, int]]:
+        return [tp for tp, lag in partition_lags(app, inputs).items() if lag > 0]
+
+    runtime.backlogged = backlogged
 
     @app.agent(source, name="join")
     async def join(stream: Any) -> AsyncIterator[None]:

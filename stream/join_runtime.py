@@ -7,12 +7,17 @@ replay tools call the same object directly. What lives here and why:
 - decoding with dead letters: a record that fails to decode (or a bug hit
   while joining it) becomes a ``deadletter`` record with the reason, is
   counted, and the batch goes on;
-- the watermark: the smallest, over the two input topics, of the largest
-  event time seen on each, minus the delay — so impressions read ahead of
-  their clicks cannot close windows the clicks still belong to — capped by
-  the wall clock (one far-future timestamp cannot close every window); a
-  topic idle for ``idle_s`` stops holding it back, and once all input is idle
-  event time follows the wall clock so the last windows close;
+- the watermark: the smallest, over every input partition (of both
+  topics), of the largest event time seen on it, minus the delay — so
+  records read ahead on one partition cannot close windows that records
+  still unread on another belong to (a backlog is read unevenly across
+  partitions and topics) — capped by the wall clock (one far-future
+  timestamp cannot close every window). A partition with no records for
+  ``idle_s`` stops holding it back unless the consumer reports records of it
+  still unread (:attr:`JoinRuntime.backlogged`), and an owned partition with
+  unread records that has not delivered any yet holds the watermark where it
+  is; once all input is idle, event time follows the wall clock so the last
+  windows close;
 - coalesced state writes: sessions live in memory (:class:`TableStore`) and
   each changed session is written to the changelog-backed table once per
   batch, not once per event — Faust pays a changelog record per write.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping, Sequence
 from typing import NamedTuple
 
 import orjson
@@ -174,7 +179,10 @@ class JoinRuntime:
         self._encoder = ExampleEncoder()
         self._clock = clock
         self._last_input = clock()
-        self._topic_clock: dict[str, tuple[float, float]] = {}  # topic -> (max event ts, wall time seen)
+        # (topic, partition) -> (max event ts, wall time seen)
+        self._clocks: dict[tuple[str, int], tuple[float, float]] = {}
+        #: Partitions with records the consumer has not read yet (the Faust glue sets it).
+        self.backlogged: Callable[[], Collection[tuple[str, int]]] = tuple
         self._store = TableStore(self._table, ())
         self._join = SessionJoin(config=self.config, store=self._store)
         self.rebuild(lambda key: True)
@@ -233,13 +241,13 @@ class JoinRuntime:
                 raise EventError("payload", "empty record (tombstone)", reason="bad_json")
             if rec.topic == s.topic_impressions:
                 imp = decode_packed_impression(raw)
-                self._saw(rec.topic, imp.ts, now)
+                self._saw(rec.topic, rec.partition, imp.ts, now)
                 if self.gate.filter is not None:  # the session rules read the impression's header only
                     self.gate.observe(_header(imp))
                 outcomes = self._join.on_impression(imp)
             elif rec.topic == s.topic_interactions:
                 ev = decode_interaction(raw)
-                self._saw(rec.topic, ev.ts, now)
+                self._saw(rec.topic, rec.partition, ev.ts, now)
                 self.gate.observe(ev)
                 outcomes = self._join.on_interaction(ev)
             else:
@@ -257,17 +265,23 @@ class JoinRuntime:
         self._handle(outcomes, now, out)
         return "ok"
 
-    def _saw(self, topic: str, ts: float, now: float) -> None:
-        seen = self._topic_clock.get(topic)
-        self._topic_clock[topic] = (ts if seen is None else max(seen[0], ts), now)
+    def _saw(self, topic: str, partition: int, ts: float, now: float) -> None:
+        key = (topic, partition)
+        seen = self._clocks.get(key)
+        self._clocks[key] = (ts if seen is None else max(seen[0], ts), now)
 
     def _advance(self, now: float, out: list[Output]) -> None:
-        clocks = self._topic_clock.values()
-        active = [ts for ts, wall in clocks if now - wall <= self.settings.idle_s]
-        if active:
+        clocks = self._clocks
+        behind = set(self.backlogged())
+        active = [
+            ts for key, (ts, wall) in clocks.items() if now - wall <= self.settings.idle_s or key in behind
+        ]
+        if behind - clocks.keys():  # unread records of a partition not seen yet: they may be the oldest
+            base = self._join.watermark + self.config.watermark_delay_s
+        elif active:
             base = min(active)
         elif clocks:  # all input idle: let event time follow the wall clock
-            base = max(ts for ts, _ in clocks) + (now - max(wall for _, wall in clocks))
+            base = max(ts for ts, _ in clocks.values()) + (now - max(wall for _, wall in clocks.values()))
         else:
             base = self._join.max_ts  # restored sessions, no input yet
             base += now - self._last_input if now - self._last_input > self.settings.idle_s else 0.0
