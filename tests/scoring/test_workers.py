@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,15 @@ from smarttrip.cli.serve import serve
 from stream.embedded import EmbeddedServices
 from stream.worker_process import free_port
 from tests.scoring.serving import API_TOKEN, new_env
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _get(url: str) -> tuple[int, dict[str, object]]:
@@ -37,7 +47,7 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
 def test_two_workers_share_the_port_and_stop_on_sigterm(services: EmbeddedServices) -> None:
     env = new_env(services)
     port, metrics = free_port(), free_port()
-    while metrics + 1 == port:
+    while metrics + 1 == port or not _bindable(metrics + 1):  # worker i serves metrics on metrics + i
         metrics = free_port()
     child_env = {
         **os.environ,
