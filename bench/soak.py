@@ -235,6 +235,13 @@ def run(
                 dead = join.total("smarttrip_stream_deadletters_total") + learner.total(
                     "smarttrip_learner_deadletters_total"
                 )
+                reasons = {
+                    k: v for w in (join, learner) for k, v in w.metrics().items() if "deadletters_total{" in k
+                }
+                if any(reasons.values()):
+                    notes.append(
+                        "dead letters: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(reasons.items()) if v)
+                    )
         finally:
             join.stop()
             learner.stop()

@@ -289,6 +289,8 @@ def soak(
         table.add_row(f"consumer lag {name} (records)",
                       f"{r.lag_end[name]:,.0f} at end, {r.lag_drained[name]:,.0f} after ≤ {r.drain_s:g} s", "", "")  # fmt: skip
     console.print(table)
+    for note in r.notes:
+        console.print(note)
     console.print("targets: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in met.items()))
     if json_out:
         json_out.write_text(json.dumps(r.as_dict(), indent=2) + "\n")
