@@ -449,12 +449,9 @@ class LearnerRuntime:
     def _stored(self, policy: str, segment: str) -> bool:
         assert self.store is not None  # noqa: S101  # checked by the caller
         try:
-            self.store.get(policy, segment)
-        except UnknownModel:
-            return False
+            return self.store.current_version(policy, segment) > 0
         except StoreUnavailable:
             return True  # cannot tell: the usual conflict path reloads when it can
-        return True
 
     def _model_metrics(self, policy: str, segment: str, slot: _Slot) -> dict[str, float]:
         if slot.loss_n:

@@ -21,6 +21,7 @@ from stream.model_store import ModelStore
 from stream.settings import StreamSettings
 from stream.synthetic import SEGMENTS, TopicRecord, synthetic_examples
 from stream.worker_process import WorkerProcess
+from tests.faults.helpers import read_records
 from tests.stream.kafka_helpers import produce
 
 pytestmark = [pytest.mark.integration]
@@ -59,19 +60,22 @@ def _run_env(services: EmbeddedServices) -> Iterator[tuple[dict[str, str], str, 
 
 
 def _read_topic(services: EmbeddedServices, topic: str) -> list[ExampleRecord]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=services.bootstrap_servers, group_id=None, enable_auto_commit=False
-    )
-    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    ends = consumer.end_offsets(tps)
-    records: list[ExampleRecord] = []
-    while any(consumer.position(tp) < ends[tp] for tp in tps):
-        for batch in consumer.poll(timeout_ms=500).values():
-            records += [ExampleRecord(r.partition, r.offset, r.value) for r in batch]
-    consumer.close()
-    return records
+    return [ExampleRecord(p, o, v) for p, o, v in read_records(services, topic, PARTITIONS)]
+
+
+def _wait_for_models(
+    store: ModelStore, want: dict[tuple[str, str], int], worker: WorkerProcess, timeout: float = 60.0
+) -> dict[tuple[str, str], int]:
+    """Examples seen per stored (policy, segment) once it equals ``want``, or when ``timeout`` runs out."""
+    seen: dict[tuple[str, str], int] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = {(m.policy, m.segment): m.meta.examples_seen for m in store.models() if m.meta}
+        if seen == want:
+            break
+        assert worker.alive(), worker.log_tail()
+        time.sleep(0.3)
+    return seen
 
 
 def _stored(store: ModelStore, policy: str, segment: str) -> tuple[object, dict[int, int]]:
@@ -219,16 +223,9 @@ def test_a_broker_that_lost_its_log_is_read_as_a_new_log_epoch(
     env, topic, namespace = fresh_run_env
     store = ModelStore.from_url(services.redis_url, namespace=namespace)
 
-    def seen() -> dict[tuple[str, str], int]:
-        return {(m.policy, m.segment): m.meta.examples_seen for m in store.models() if m.meta}
-
     def wait_seen(want: dict[str, int], worker: WorkerProcess) -> None:
         expected = {(p, s): n for p in ("logistic", "linucb", "vw") for s, n in want.items()}
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and seen() != expected:
-            assert worker.alive(), worker.log_tail()
-            time.sleep(0.5)
-        assert seen() == expected, worker.log_tail()
+        assert _wait_for_models(store, expected, worker, timeout=90) == expected, worker.log_tail()
 
     def counts(batch: list[TopicRecord]) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -267,14 +264,8 @@ def test_a_global_learner_learns_every_segment_into_one_model_per_policy(
     worker = WorkerProcess({**env, "SMARTTRIP_LEARN_SCOPE": "global"}, mode="learn", name="learner-global")
     store = ModelStore.from_url(services.redis_url, namespace=namespace)
     want = {(p, GLOBAL_SEGMENT): 1_000 for p in ("logistic", "linucb", "vw")}
-    seen: dict[tuple[str, str], int] = {}
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and seen != want:
-            seen = {(m.policy, m.segment): m.meta.examples_seen for m in store.models() if m.meta}
-            assert worker.alive(), worker.log_tail()
-            time.sleep(0.3)
-        assert seen == want
+        assert _wait_for_models(store, want, worker) == want
         offsets = [m.meta.offsets for m in store.models() if m.meta]
         assert all(set(o) == set(range(PARTITIONS)) for o in offsets)  # every partition read
     finally:
@@ -292,18 +283,12 @@ def test_bad_examples_are_dead_lettered_and_models_publish(
     produce(services, [*good[:250], *bad, *good[250:]])
     worker = WorkerProcess(env, mode="learn")
     store = ModelStore.from_url(services.redis_url, namespace=namespace)
-    expected = {(p, s) for p in ("logistic", "linucb", "vw") for s in SEGMENTS}
-    seen: dict[tuple[str, str], int] = {}
+    expected = dict.fromkeys(((p, s) for p in ("logistic", "linucb", "vw") for s in SEGMENTS), 100)
     try:
         worker.wait_for("smarttrip_learner_examples_total{outcome=learned", 3 * 500, timeout=60)
         worker.wait_for("smarttrip_learner_deadletters_total", 2, timeout=10)
-        deadline = time.monotonic() + 15  # the last publish follows within the publish interval
-        while time.monotonic() < deadline:
-            seen = {(m.policy, m.segment): m.meta.examples_seen for m in store.models()}
-            if set(seen) == expected and set(seen.values()) == {100}:
-                break
-            time.sleep(0.2)
-        assert seen == dict.fromkeys(expected, 100)
+        # The last publish follows within the publish interval.
+        assert _wait_for_models(store, expected, worker, timeout=15) == expected
     finally:
         worker.stop()
     dead = KafkaConsumer(
