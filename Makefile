@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 		exit 1; fi
 	@echo "==> creating $(VENV) with $(PYTHON)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip
+	@# The venv module seeds setuptools 65.5.0 (CVE-2022-40897 and later ReDoS/path fixes): README "Dependency audit".
+	@$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=78.1.1'
 	@$(BIN)/python -m pip install -q -e '.[embedded,dev,fast]'
 	@touch $(STAMP)
 
