@@ -49,8 +49,9 @@ monitoring-tools:
 
 test: $(STAMP) monitoring-tools
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 	@$(MAKE) --no-print-directory audit
 
 # The fault-injection suite alone (it also runs in `make test`): SIGKILLed workers, Redis and broker
