@@ -62,9 +62,11 @@ def create_learner_app(
     acks = DurableAcks()
     epochs = LogEpochWatch(settings.kafka_bootstrap, settings.topic_examples)
     last_read: dict[int, int] = {}  # partition -> offset of the last record read (reset by our seeks)
+    sought: dict[int, int] = {}  # partition -> offset of our last seek (the lag counts from there)
 
     async def seek(partition: int, offset: int) -> None:
         last_read.pop(partition, None)
+        sought[partition] = offset
         await app.consumer.seek(TP(settings.topic_examples, partition), offset)
 
     if settings.log_epoch == AUTO:  # before Faust starts: every model load compares epochs
@@ -160,7 +162,9 @@ def create_learner_app(
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
-        for topic, lag in consumer_lag(app, (settings.topic_examples,)).items():
+        taken = {**{p: o - 1 for p, o in sought.items()}, **last_read}
+        progress = {(settings.topic_examples, p): o for p, o in taken.items()}
+        for topic, lag in consumer_lag(app, (settings.topic_examples,), progress).items():
             metrics.consumer_lag.labels(topic).set(lag)
 
     return app, runtime

@@ -59,18 +59,13 @@ class _Consumer:
     def highwater(self, tp: _TP) -> int | None:
         return self._hw[tp]
 
-
-class _Assignor:
-    def __init__(self, tps: set[_TP]) -> None:
-        self.tps = tps
-
-    def assigned_actives(self) -> set[_TP]:
-        return self.tps
+    def assignment(self) -> set[_TP]:
+        return set(self._hw)
 
 
 class _App:
-    def __init__(self, consumer: _Consumer, tps: set[_TP]) -> None:
-        self.consumer, self.assignor = consumer, _Assignor(tps)
+    def __init__(self, consumer: _Consumer) -> None:
+        self.consumer = consumer
 
 
 def test_consumer_lag_sums_owned_partitions_per_topic() -> None:
@@ -80,8 +75,16 @@ def test_consumer_lag_sums_owned_partitions_per_topic() -> None:
         read={a0: 89},  # read up to 89: 10 left
         committed={a1: 20},  # nothing read since the commit at 20: 30 left
     )
-    lag = consumer_lag(_App(consumer, {a0, a1, a2, b0}), ("impressions", "interactions"))
+    lag = consumer_lag(_App(consumer), ("impressions", "interactions"))
     assert lag == {"impressions": 40, "interactions": 0}  # a2 unknown (no fetch yet), "other" not asked
+
+
+def test_consumer_lag_counts_from_the_agents_progress_not_faust_read_ahead() -> None:
+    a0, a1 = _TP("examples", 0), _TP("examples", 1)
+    # Faust has read (buffered) up to 89 and 49; the agent has taken up to 39 of a0 and nothing of a1.
+    consumer = _Consumer(highwater={a0: 100, a1: 50}, read={a0: 89, a1: 49}, committed={a1: 20})
+    assert consumer_lag(_App(consumer), ("examples",)) == {"examples": 10}
+    assert consumer_lag(_App(consumer), ("examples",), {("examples", 0): 39}) == {"examples": 60 + 30}
 
 
 def test_consumer_lag_of_an_app_not_started_is_zero_per_topic() -> None:

@@ -299,3 +299,32 @@ def test_bad_examples_are_dead_lettered_and_models_publish(
     dead.close()
     assert reasons == ["bad_json", "invalid_field"]
     store.close()
+
+
+@pytest.mark.timeout(120)
+def test_consumer_lag_counts_records_buffered_but_not_yet_learned(
+    services: EmbeddedServices, run_env: tuple[dict[str, str], str, str]
+) -> None:
+    """Faust reads ahead into its stream buffer; the lag gauge must count from what the agent took."""
+    env, topic, _ = run_env
+    produced = produce(services, synthetic_examples(n=30_000, seed=14, t0=time.time(), topic=topic))
+    worker = WorkerProcess(env, mode="learn", name="learner-lag")
+    learned_key = "smarttrip_learner_examples_total{outcome=learned,policy=logistic"
+    samples: list[tuple[float, float]] = []  # (learned by the logistic models, lag gauge)
+    try:
+        deadline = time.monotonic() + 90
+        learned = 0.0
+        while learned < produced and time.monotonic() < deadline:
+            m = worker.metrics()
+            learned = sum(v for k, v in m.items() if k.startswith(learned_key))
+            lag = sum(v for k, v in m.items() if k.startswith("smarttrip_learner_consumer_lag_records"))
+            samples.append((learned, lag))
+            assert worker.alive(), worker.log_tail()
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+    midway = [(n, lag) for n, lag in samples if 8_000 <= n <= 20_000]
+    assert midway, samples[-5:]
+    # The gauge is at most 1 s old, so it is no smaller than what is unlearned at the scrape,
+    # less one batch in flight and the embedded broker's high watermark (its last batch's base).
+    assert all(lag >= produced - n - 1_500 for n, lag in midway), midway
