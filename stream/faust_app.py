@@ -28,7 +28,6 @@ from aiokafka.partitioner import murmur2
 from monitoring.consumer_lag import consumer_lag, partition_lags
 from monitoring.stream_metrics import StreamMetrics
 from stream.changelog_tail import apply_tail, read_tail
-from stream.eager_delivery import install_eager_delivery
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.session import SessionState
 from stream.settings import StreamSettings
@@ -139,7 +138,6 @@ def create_app(
     metrics = metrics or StreamMetrics()
     tune_gc()
     app = new_faust_app(settings, settings.app_id)
-    install_eager_delivery(app)  # both modes: the benchmark's ratio compares them on the same Faust
     source = app.topic(
         settings.topic_impressions, settings.topic_interactions, key_serializer="raw", value_serializer="raw"
     )
