@@ -18,15 +18,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import faust
-from aiokafka.partitioner import murmur2
 
 from monitoring.consumer_lag import consumer_lag, partition_lags
 from monitoring.stream_metrics import StreamMetrics
+from stream.batch_producer import murmur2_partition, sender_for
 from stream.changelog_tail import apply_tail, read_tail
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.session import SessionState
@@ -46,9 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """Kafka's default (murmur2) partition of a key: what producers and the table use."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+partition_of = murmur2_partition  # Kafka's default partition of a key: what producers and the table use
 
 
 @dataclass
@@ -234,81 +232,15 @@ def create_app(
 async def send_outputs(app: faust.App, records: Iterable[Output], *, state_topic: str | None = None) -> None:
     """Produce outputs straight through the aiokafka producer underneath Faust, in bulk.
 
-    Faust's ``send_soon`` buffer holds 100 messages with a future each; at ten
-    examples per slate it was the join's bottleneck, and so was aiokafka's
-    ``send`` (a coroutine, a partitioner call and a future per record). Here
-    the records are grouped by (topic, partition) in order, appended to one
-    record batch per group and handed over with ``send_batch``: per record
-    only the batch append remains. Partitions are the producer's own
-    partitioner's (murmur2 of the key, as ``send`` would choose), cached per
-    repeated key (examples are keyed by segment). Order within a partition is
-    kept. Delivery stays at-least-once: Faust flushes that producer — every
-    batch it holds — before every offset commit.
-
-    ``state_topic`` (the join's changelog): its records are sent only once
-    every other record of the call is acknowledged. A closed window's
-    tombstone must not reach the log before the examples it emitted: batches
-    of different partitions travel independently, and a SIGKILL between the
-    two would lose the examples for good (input offsets committed, session
-    gone).
+    One record batch per (topic, partition) and call, the producer's own
+    partitions, order kept within a partition (:class:`stream.batch_producer.BatchSender`).
+    ``state_topic`` (the join's changelog): its records reach the log only
+    after every other record of the call is acknowledged, without the caller
+    waiting for it; Faust's flush before each offset commit waits for them
+    (see :func:`stream.batch_producer.sender_for`). Delivery stays
+    at-least-once.
     """
-    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka
-    groups: dict[tuple[str, int], list[Output]] = {}
-    partitions = _partitioner(app, producer)
-    cache: dict[tuple[str, bytes], int] = app._smarttrip_partitions  # type: ignore[attr-defined]
-    state_partitions: list[int] | None = None  # session keys are all different: not cached
-    for o in records:
-        if o.topic == state_topic:
-            if state_partitions is None:
-                await producer.client._wait_on_metadata(o.topic)
-                state_partitions = sorted(producer.client.cluster.partitions_for_topic(o.topic))
-            # what the producer's default partitioner picks: murmur2 over all partitions
-            key = (o.topic, state_partitions[partition_of(o.key, len(state_partitions))])
-        else:
-            p = cache.get((o.topic, o.key))  # most keys repeat (segments): no await for them
-            key = (o.topic, p if p is not None else await partitions(o.topic, o.key))
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [o]
-        else:
-            group.append(o)
-    pending: list[asyncio.Future[Any]] = []
-    ordered = sorted(groups.items(), key=lambda kv: kv[0][0] == state_topic)  # stable: state last
-    for (topic, partition), outs in ordered:
-        if topic == state_topic and pending:
-            await asyncio.gather(*pending)
-            pending = []
-        batch = producer.create_batch()
-        for o in outs:
-            if batch.append(key=o.key, value=o.value, timestamp=None) is None:  # full: ship it, start anew
-                pending.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                batch.append(key=o.key, value=o.value, timestamp=None)  # a first record always fits
-        pending.append(await producer.send_batch(batch, topic, partition=partition))
-
-
-_KEY_CACHE_SIZE = 4096
-
-
-def _partitioner(app: faust.App, producer: Any) -> Callable[[str, bytes], Awaitable[int]]:
-    """The producer's partition for (topic, key), with repeated keys cached on the app."""
-    cache: dict[tuple[str, bytes], int] | None = getattr(app, "_smarttrip_partitions", None)
-    if cache is None:
-        cache = {}
-        app._smarttrip_partitions = cache  # type: ignore[attr-defined]
-
-    async def partition(topic: str, key: bytes) -> int:
-        hit = cache.get((topic, key))
-        if hit is not None:
-            return hit
-        await producer.client._wait_on_metadata(topic)  # what send() does first
-        p = int(producer._partition(topic, None, key, None, key, None))
-        if len(cache) >= _KEY_CACHE_SIZE:
-            cache.clear()
-        cache[(topic, key)] = p
-        return p
-
-    return partition
+    await sender_for(app).send(records, state_topic=state_topic)
 
 
 def quiet_client_logs() -> None:
