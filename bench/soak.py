@@ -111,6 +111,8 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 JOIN_WINDOW_S = 3.0
 #: Event-time slack before windows close (the demo's).
 WATERMARK_DELAY_S = 1.0
+#: A simulated user clicks uniformly within this many seconds of receiving the slate (sim.driver).
+DWELL_S = 1.0
 
 
 def longest_state_ttl_s(allowed_lateness_s: float) -> float:
@@ -294,7 +296,9 @@ def run(
         )
     say = progress or (lambda _phase, _frac: None)
     duration_s = minutes * 60.0
-    config = SimConfig(seed=seed, rate_rps=rate, duration_s=duration_s, concurrency=concurrency)
+    config = SimConfig(
+        seed=seed, rate_rps=rate, duration_s=duration_s, concurrency=concurrency, dwell_s=DWELL_S
+    )
     log_dir = Path(tempfile.mkdtemp(prefix="smarttrip-soak-"))
     world = World(config)
     warm_world = World(config.with_overrides(duration_s=warmup_s))  # same seed: the same catalog and users
@@ -387,7 +391,7 @@ def table(r: SoakResult) -> Table:
     title = (
         f"Soak: {r.minutes:g} min at {r.rate:g} ranks/s offered, after {r.warmup_s:g} s warm-up; attribution "
         f"window {r.join_window_s:g} s, allowed lateness {r.allowed_lateness_s:g} s, longest state TTL "
-        f"{r.state_ttl_s:g} s (event time)"
+        f"{r.state_ttl_s:g} s (event time); clicks within {DWELL_S:g} s of their slate"
     )
     t = Table(title=title)
     for col, justify in (("measure", "left"), ("value", "right"), ("target", "right"), ("× target", "right")):
