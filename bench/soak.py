@@ -158,6 +158,7 @@ class SoakResult:
     examples_learned: float
     dead_letters: float
     dead_letters_by_reason: dict[str, float] = field(default_factory=dict)
+    learned_by: dict[str, float] = field(default_factory=dict)  # learner examples by "policy/outcome"
     open_sessions: dict[str, float] = field(default_factory=dict)  # held by the join: "warm", "end"
     join_window_s: float = JOIN_WINDOW_S
     allowed_lateness_s: float = 30.0
@@ -222,6 +223,7 @@ class SoakResult:
             "examples_learned": self.examples_learned,
             "dead_letters": self.dead_letters,
             "dead_letters_by_reason": self.dead_letters_by_reason,
+            "learned_by": self.learned_by,
             "open_sessions": self.open_sessions,
             "targets": self.targets(),
             "notes": self.notes,
@@ -248,18 +250,23 @@ def _delta(end: float | None, start: float | None) -> float | None:
 
 def _by_reason(join: WorkerProcess, learner: WorkerProcess) -> dict[str, float]:
     """Dead letters of both workers by reason (``stage/reason``), nonzero ones only."""
+    out = _labelled(join, "smarttrip_stream_deadletters_total", ("stage", "reason"))
+    for reason, n in _labelled(learner, "smarttrip_learner_deadletters_total", ("reason",)).items():
+        out[f"learner/{reason}"] = out.get(f"learner/{reason}", 0.0) + n
+    return out
+
+
+def _labelled(worker: WorkerProcess, name: str, labels: tuple[str, ...]) -> dict[str, float]:
+    """Nonzero samples of counter ``name`` summed by the values of ``labels``, keyed ``"a/b"``."""
     out: dict[str, float] = {}
-    for worker in (join, learner):
-        for key, value in worker.metrics().items():
-            if "deadletters_total{" not in key or not value:
-                continue
-            labels = dict(
-                part.split("=", 1) for part in key.partition("{")[2].rstrip("}").split(",") if "=" in part
-            )
-            reason = labels.get("reason", key).strip('"')
-            stage = labels.get("stage", "").strip('"')
-            name = f"{stage}/{reason}" if stage else reason
-            out[name] = out.get(name, 0.0) + value
+    for key, value in worker.metrics().items():
+        if not key.startswith(name + "{") or not value:
+            continue
+        found = dict(
+            part.split("=", 1) for part in key.partition("{")[2].rstrip("}").split(",") if "=" in part
+        )
+        k = "/".join(found.get(label, "") for label in labels)
+        out[k] = out.get(k, 0.0) + value
     return out
 
 
@@ -366,7 +373,8 @@ def run(
                 for name in svc.crashed():
                     errors[f"{name}_died"] = 1
                 joined = join.total("smarttrip_stream_examples_total")
-                learned = learner.total("smarttrip_learner_examples_total")
+                learned_by = _labelled(learner, "smarttrip_learner_examples_total", ("policy", "outcome"))
+                learned = sum(v for k, v in learned_by.items() if k.endswith("/learned"))
                 dead = join.total("smarttrip_stream_deadletters_total") + learner.total(
                     "smarttrip_learner_deadletters_total"
                 )
@@ -381,6 +389,7 @@ def run(
         rss_warm=rss_warm, rss_end=rss_end, cpu_s=cpu_s,
         lag_end=lag_end, lag_drained=lag_drained, drain_s=drain_s, examples_joined=joined,
         examples_learned=learned, dead_letters=dead, dead_letters_by_reason=reasons,
+        learned_by=learned_by,
         open_sessions=sessions,
         join_window_s=JOIN_WINDOW_S, allowed_lateness_s=allowed_lateness_s, notes=notes,
     )  # fmt: skip
@@ -404,7 +413,15 @@ def table(r: SoakResult) -> Table:
         t.add_row(f"rank latency {name}", f"{value:.1f} ms", "", "")
     t.add_row("errors", f"{r.error_count} {r.errors or ''}", "0", "ok" if met["errors"] else "FAIL")
     t.add_row("events posted", f"{r.events_posted:,}", "", "")
-    t.add_row("examples joined / learned", f"{r.examples_joined:,.0f} / {r.examples_learned:,.0f}", "", "")
+    t.add_row(
+        "examples joined / learned (all policies)",
+        f"{r.examples_joined:,.0f} / {r.examples_learned:,.0f}",
+        "",
+        "",
+    )
+    if r.learned_by:
+        t.add_row("learner examples by policy/outcome",
+                  ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.learned_by.items())), "", "")  # fmt: skip
     by_reason = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.dead_letters_by_reason.items()))
     t.add_row("dead letters", f"{r.dead_letters:,.0f}" + (f" ({by_reason})" if by_reason else ""), "0", "")
     if r.open_sessions:
