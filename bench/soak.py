@@ -159,6 +159,7 @@ class SoakResult:
     dead_letters: float
     dead_letters_by_reason: dict[str, float] = field(default_factory=dict)
     learned_by: dict[str, float] = field(default_factory=dict)  # learner examples by "policy/outcome"
+    joined_by: dict[str, float] = field(default_factory=dict)  # join examples by kind (new, correction)
     open_sessions: dict[str, float] = field(default_factory=dict)  # held by the join: "warm", "end"
     join_window_s: float = JOIN_WINDOW_S
     allowed_lateness_s: float = 30.0
@@ -224,6 +225,7 @@ class SoakResult:
             "dead_letters": self.dead_letters,
             "dead_letters_by_reason": self.dead_letters_by_reason,
             "learned_by": self.learned_by,
+            "joined_by": self.joined_by,
             "open_sessions": self.open_sessions,
             "targets": self.targets(),
             "notes": self.notes,
@@ -372,7 +374,8 @@ def run(
                         errors[f"{name}_died"] = 1
                 for name in svc.crashed():
                     errors[f"{name}_died"] = 1
-                joined = join.total("smarttrip_stream_examples_total")
+                joined_by = _labelled(join, "smarttrip_stream_examples_total", ("kind",))
+                joined = sum(joined_by.values())
                 learned_by = _labelled(learner, "smarttrip_learner_examples_total", ("policy", "outcome"))
                 learned = sum(v for k, v in learned_by.items() if k.endswith("/learned"))
                 dead = join.total("smarttrip_stream_deadletters_total") + learner.total(
@@ -390,6 +393,7 @@ def run(
         lag_end=lag_end, lag_drained=lag_drained, drain_s=drain_s, examples_joined=joined,
         examples_learned=learned, dead_letters=dead, dead_letters_by_reason=reasons,
         learned_by=learned_by,
+        joined_by=joined_by,
         open_sessions=sessions,
         join_window_s=JOIN_WINDOW_S, allowed_lateness_s=allowed_lateness_s, notes=notes,
     )  # fmt: skip
@@ -419,6 +423,13 @@ def table(r: SoakResult) -> Table:
         "",
         "",
     )
+    if r.joined_by:
+        t.add_row(
+            "join examples by kind",
+            ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.joined_by.items())),
+            "",
+            "",
+        )
     if r.learned_by:
         t.add_row("learner examples by policy/outcome",
                   ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.learned_by.items())), "", "")  # fmt: skip

@@ -3,7 +3,7 @@
 Over real HTTP it asks ``POST /v1/rank`` for each simulated request, samples
 clicks (and saves, booking starts) from the ground truth at the positions
 actually shown, and reports them with ``POST /v1/events``. Requests are paced
-to ``rate_rps`` with at most ``concurrency`` HTTP calls in flight. Each session
+to ``rate_rps`` with at most ``concurrency`` ranking calls in flight. Each session
 runs as its own chain (its next request waits for the previous one and the
 think time), and a call slot is held only while a call is on the wire: a
 session waiting for its previous answer never holds a slot another session
@@ -21,7 +21,9 @@ waiting for a call slot) therefore still reports when the user clicked, not
 when it got around to sending it, and the join's attribution window judges
 the user, not the load generator.
 
-The client side is kept cheap so that it measures the server: one pooled
+Clicks are posted through call slots of their own (a quarter of
+``concurrency``, at least 2): they come from other users' browsers, so they
+never wait behind queued ranking calls. The client side is kept cheap so that it measures the server: one pooled
 keep-alive connector, request bodies encoded with orjson (each user's
 preferences once), responses decoded with orjson.
 """
@@ -104,6 +106,8 @@ async def drive(
         else:
             chains.append([i])
     slots = asyncio.Semaphore(cfg.concurrency)
+    # Clicks come from other users' browsers: they never queue behind ranking calls for a slot.
+    event_slots = asyncio.Semaphore(max(2, cfg.concurrency // 4))
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     started = time.monotonic()
 
@@ -180,7 +184,7 @@ async def drive(
             await asyncio.sleep(max(0.0, click_at - time.time()))  # the user has clicked: now it is reported
             try:
                 async with (
-                    slots,
+                    event_slots,
                     session.post(
                         f"{url}/v1/events", data=orjson.dumps({"events": events}), headers=headers
                     ) as resp,
@@ -205,7 +209,7 @@ async def drive(
             await one(session, i)
 
     timeout = aiohttp.ClientTimeout(total=10)
-    connector = aiohttp.TCPConnector(limit=cfg.concurrency)
+    connector = aiohttp.TCPConnector(limit=cfg.concurrency + max(2, cfg.concurrency // 4))
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
         running: set[asyncio.Task[None]] = set()
         for indices in chains:
