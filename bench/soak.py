@@ -160,6 +160,9 @@ class SoakResult:
     dead_letters_by_reason: dict[str, float] = field(default_factory=dict)
     learned_by: dict[str, float] = field(default_factory=dict)  # learner examples by "policy/outcome"
     joined_by: dict[str, float] = field(default_factory=dict)  # join examples by kind (new, correction)
+    filtered_by: dict[str, float] = field(
+        default_factory=dict
+    )  # examples the quality gate kept back, by reason
     open_sessions: dict[str, float] = field(default_factory=dict)  # held by the join: "warm", "end"
     join_window_s: float = JOIN_WINDOW_S
     allowed_lateness_s: float = 30.0
@@ -226,6 +229,7 @@ class SoakResult:
             "dead_letters_by_reason": self.dead_letters_by_reason,
             "learned_by": self.learned_by,
             "joined_by": self.joined_by,
+            "filtered_by": self.filtered_by,
             "open_sessions": self.open_sessions,
             "targets": self.targets(),
             "notes": self.notes,
@@ -376,6 +380,7 @@ def run(
                     errors[f"{name}_died"] = 1
                 joined_by = _labelled(join, "smarttrip_stream_examples_total", ("kind",))
                 joined = sum(joined_by.values())
+                filtered_by = _labelled(join, "smarttrip_stream_filtered_examples_total", ("reason",))
                 learned_by = _labelled(learner, "smarttrip_learner_examples_total", ("policy", "outcome"))
                 learned = sum(v for k, v in learned_by.items() if k.endswith("/learned"))
                 dead = join.total("smarttrip_stream_deadletters_total") + learner.total(
@@ -394,6 +399,7 @@ def run(
         examples_learned=learned, dead_letters=dead, dead_letters_by_reason=reasons,
         learned_by=learned_by,
         joined_by=joined_by,
+        filtered_by=filtered_by,
         open_sessions=sessions,
         join_window_s=JOIN_WINDOW_S, allowed_lateness_s=allowed_lateness_s, notes=notes,
     )  # fmt: skip
@@ -430,6 +436,9 @@ def table(r: SoakResult) -> Table:
             "",
             "",
         )
+    if r.filtered_by:
+        t.add_row("examples kept from the learners (bot rules, user cap)",
+                  ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.filtered_by.items())), "", "")  # fmt: skip
     if r.learned_by:
         t.add_row("learner examples by policy/outcome",
                   ", ".join(f"{k} {v:,.0f}" for k, v in sorted(r.learned_by.items())), "", "")  # fmt: skip
