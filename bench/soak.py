@@ -381,6 +381,22 @@ def run(
                 joined_by = _labelled(join, "smarttrip_stream_examples_total", ("kind",))
                 joined = sum(joined_by.values())
                 filtered_by = _labelled(join, "smarttrip_stream_filtered_examples_total", ("reason",))
+                shown_seg = _labelled(join, "smarttrip_stream_shown_total", ("segment",))
+                learned_seg = _labelled(
+                    learner, "smarttrip_learner_examples_total", ("outcome", "segment", "policy")
+                )
+                notes.append(
+                    "per segment, examples first emitted by the join / learned by each policy: "
+                    + ", ".join(
+                        f"{seg} {n:,.0f} / "
+                        + "/".join(
+                            f"{v:,.0f}"
+                            for k, v in sorted(learned_seg.items())
+                            if k.startswith(f"learned/{seg}/")
+                        )
+                        for seg, n in sorted(shown_seg.items())
+                    )
+                )
                 learned_by = _labelled(learner, "smarttrip_learner_examples_total", ("policy", "outcome"))
                 learned = sum(v for k, v in learned_by.items() if k.endswith("/learned"))
                 dead = join.total("smarttrip_stream_deadletters_total") + learner.total(

@@ -76,3 +76,12 @@ def test_squarecb_pmf_ties_and_empty() -> None:
     pmf = squarecb_pmf(np.array([1.0, 1.0, 1.0, 2.0]), 3.0)  # the first minimum is greedy
     assert pmf.tolist() == pytest.approx([1 - 0.25 - 0.25 - 1 / 7, 0.25, 0.25, 1 / 7])
     assert len(PHI_NAMES) == len(VWPolicy(bits=16).feature_names)
+
+
+def test_rank_cpu_bench_measures_every_configuration() -> None:
+    from bench.rank_cpu import measure
+
+    rows = measure(requests=5, seed=1)
+    assert [r["config"].split(",")[0] for r in rows] == ["vw", "vw", "linucb", "logistic", "rules"]
+    assert all(r["cpu_us_per_request"] > 0 and r["impression_bytes"] > 1000 for r in rows)
+    assert rows[1]["cpu_us_per_request"] < rows[0]["cpu_us_per_request"]  # the numpy VW path is cheaper
