@@ -250,6 +250,16 @@ def _lag(join: WorkerProcess, learner: WorkerProcess) -> dict[str, float]:
     }
 
 
+def _topic_size(bootstrap: str, topic: str) -> int:
+    """Records on ``topic`` (sum of its partitions' end offsets); -1 if the broker cannot say."""
+    from bench.serve import _topic_size as size
+
+    try:
+        return size(bootstrap, topic)
+    except Exception:  # a figure for the report, never a reason to fail the run
+        return -1
+
+
 def _delta(end: float | None, start: float | None) -> float | None:
     return None if end is None or start is None else end - start
 
@@ -381,6 +391,8 @@ def run(
                 joined_by = _labelled(join, "smarttrip_stream_examples_total", ("kind",))
                 joined = sum(joined_by.values())
                 filtered_by = _labelled(join, "smarttrip_stream_filtered_examples_total", ("reason",))
+                on_topic = _topic_size(svc.bootstrap_servers, stream.topic_examples)
+                notes.append(f"examples topic: {on_topic:,} records (the join counted {joined:,.0f} emitted)")
                 shown_seg = _labelled(join, "smarttrip_stream_shown_total", ("segment",))
                 learned_seg = _labelled(
                     learner, "smarttrip_learner_examples_total", ("outcome", "segment", "policy")
