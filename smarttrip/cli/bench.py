@@ -250,6 +250,7 @@ def soak(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench import soak as bench_soak
+    from bench.soak_report import table as soak_table
 
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
@@ -263,7 +264,7 @@ def soak(
             )  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    console.print(bench_soak.table(r))
+    console.print(soak_table(r))
     for note in r.notes:
         console.print(note)
     met = r.targets()
