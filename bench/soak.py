@@ -7,10 +7,25 @@ with the demo's A/B experiment (rules, logistic, LinUCB, VW, ε = 0.02); the
 simulator's traffic driver (:func:`sim.driver.drive`) posting ``/v1/rank`` at
 ``rate`` requests/s and the sampled clicks to ``/v1/events``.
 
-Phases: a warm-up (models get published, caches and allocators settle), then
-the measured run. The resident set size (RSS, ``/proc/PID/status``) of every
-process is read after the warm-up and at the end; consumer lag of both stream
-workers is read at the end and again after a short drain. Errors are HTTP
+State TTLs: the join holds a session for the attribution window plus the
+allowed lateness (plus the watermark delay) of event time, and the traffic
+filter its verdicts and per-user counts for ``bot_state_ttl_s`` /
+``user_cap_window_s``; with the service defaults (15 min, 1 h) a short soak
+would measure their accumulation, not a leak. The soak therefore runs the
+stream workers with stated, short TTLs (:func:`soak_stream_env`: window
+``join_window_s``, lateness ``allowed_lateness_s``, every other TTL = their
+sum + the watermark delay), and its warm-up must last at least the longest
+of them (:func:`longest_state_ttl_s`), so that by its end every kind of state
+is being evicted as fast as it is created.
+
+Phases: a warm-up (models get published, caches and allocators settle, state
+reaches its steady size), then the measured run. The resident set size (RSS,
+``/proc/PID/status``) of every process is read before the warm-up, after it
+and at the end; growth is judged from the end of the warm-up to the end. The
+CPU time (user + system, every thread, ``/proc/PID/stat``) of every process
+over the measured run is reported per ranked request. Consumer lag of both
+stream workers is read at the end and again after a short drain; dead
+letters are reported by reason. Errors are HTTP
 answers other than 200/202, client-side failures (timeouts, resets) and
 processes that died. The run is fixed-length: requests the loop could not
 take in time are not sent but counted (``unsent``). Targets (issue 11): ``rate`` ranks/s sustained (≥ 98 %),
@@ -42,7 +57,15 @@ from stream.embedded import embedded_services
 from stream.settings import StreamSettings
 from stream.worker_process import WorkerProcess, free_port
 
-__all__ = ["RSS_GROWTH_LIMIT", "SoakResult", "rss_bytes", "run"]
+__all__ = [
+    "RSS_GROWTH_LIMIT",
+    "SoakResult",
+    "cpu_seconds",
+    "longest_state_ttl_s",
+    "rss_bytes",
+    "run",
+    "soak_stream_env",
+]
 
 #: Largest allowed RSS growth of our processes between the end of warm-up and the end.
 RSS_GROWTH_LIMIT = 0.10
@@ -67,6 +90,50 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) ``pid`` has used, in seconds (None when it is gone).
+
+    >>> cpu_seconds(os.getpid()) >= 0.0
+    True
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rpartition(")")[2].split()  # the command name may hold spaces; fields 14, 15 follow it
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: Attribution window of the soak (event-time seconds after an impression), the demo's.
+JOIN_WINDOW_S = 3.0
+#: Event-time slack before windows close (the demo's).
+WATERMARK_DELAY_S = 1.0
+#: A simulated user clicks uniformly within this many seconds of receiving the slate (sim.driver).
+DWELL_S = 1.0
+
+
+def longest_state_ttl_s(allowed_lateness_s: float) -> float:
+    """Event-time seconds the soak's longest-lived stream state lasts: window + lateness + watermark delay.
+
+    >>> longest_state_ttl_s(30.0)
+    34.0
+    """
+    return JOIN_WINDOW_S + allowed_lateness_s + WATERMARK_DELAY_S
+
+
+def soak_stream_env(base: dict[str, str], allowed_lateness_s: float) -> dict[str, str]:
+    """The stream workers' environment with the soak's stated state TTLs (see the module docstring)."""
+    ttl = longest_state_ttl_s(allowed_lateness_s)
+    return base | {
+        "SMARTTRIP_JOIN_WINDOW_S": f"{JOIN_WINDOW_S:g}",
+        "SMARTTRIP_WATERMARK_DELAY_S": f"{WATERMARK_DELAY_S:g}",
+        "SMARTTRIP_ALLOWED_LATENESS_S": f"{allowed_lateness_s:g}",
+        "SMARTTRIP_BOT_STATE_TTL_S": f"{ttl:g}",
+        "SMARTTRIP_USER_CAP_WINDOW_S": f"{ttl:g}",
+    }
+
+
 @dataclass
 class SoakResult:
     rate: float
@@ -78,15 +145,34 @@ class SoakResult:
     errors: dict[str, int]
     events_posted: int
     unsent: int
-    rss_start: dict[str, int | None]
+    rss_start: dict[str, int | None]  # processes ready, before the warm-up
+    rss_warm: dict[str, int | None]  # end of the warm-up: growth is judged from here
     rss_end: dict[str, int | None]
+    cpu_s: dict[str, float | None]  # CPU seconds of each process over the measured run
     lag_end: dict[str, float]
     lag_drained: dict[str, float]
     drain_s: float
     examples_joined: float
     examples_learned: float
     dead_letters: float
+    dead_letters_by_reason: dict[str, float] = field(default_factory=dict)
+    learned_by: dict[str, float] = field(default_factory=dict)  # learner examples by "policy/outcome"
+    joined_by: dict[str, float] = field(default_factory=dict)  # join examples by kind (new, correction)
+    filtered_by: dict[str, float] = field(
+        default_factory=dict
+    )  # examples the quality gate kept back, by reason
+    open_sessions: dict[str, float] = field(default_factory=dict)  # held by the join: "warm", "end"
+    join_window_s: float = JOIN_WINDOW_S
+    allowed_lateness_s: float = 30.0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def state_ttl_s(self) -> float:
+        return longest_state_ttl_s(self.allowed_lateness_s)
+
+    def cpu_us_per_rank(self, name: str) -> float | None:
+        cpu = self.cpu_s.get(name)
+        return None if cpu is None or not self.ranks else cpu / self.ranks * 1e6
 
     @property
     def throughput(self) -> float:
@@ -97,7 +183,8 @@ class SoakResult:
         return sum(self.errors.values())
 
     def rss_growth(self, name: str) -> float | None:
-        start, end = self.rss_start.get(name), self.rss_end.get(name)
+        """Growth from the end of the warm-up to the end of the run."""
+        start, end = self.rss_warm.get(name), self.rss_end.get(name)
         if not start or end is None:
             return None
         return end / start - 1.0
@@ -123,14 +210,25 @@ class SoakResult:
             "events_posted": self.events_posted,
             "unsent": self.unsent,
             "rss_start": self.rss_start,
+            "rss_warm": self.rss_warm,
             "rss_end": self.rss_end,
             "rss_growth": {n: self.rss_growth(n) for n in self.rss_start},
+            "cpu_s": self.cpu_s,
+            "cpu_us_per_rank": {n: self.cpu_us_per_rank(n) for n in self.cpu_s},
+            "join_window_s": self.join_window_s,
+            "allowed_lateness_s": self.allowed_lateness_s,
+            "state_ttl_s": self.state_ttl_s,
             "lag_end": self.lag_end,
             "lag_drained": self.lag_drained,
             "drain_s": self.drain_s,
             "examples_joined": self.examples_joined,
             "examples_learned": self.examples_learned,
             "dead_letters": self.dead_letters,
+            "dead_letters_by_reason": self.dead_letters_by_reason,
+            "learned_by": self.learned_by,
+            "joined_by": self.joined_by,
+            "filtered_by": self.filtered_by,
+            "open_sessions": self.open_sessions,
             "targets": self.targets(),
             "notes": self.notes,
         }
@@ -150,6 +248,42 @@ def _lag(join: WorkerProcess, learner: WorkerProcess) -> dict[str, float]:
     }
 
 
+def _topic_size(bootstrap: str, topic: str) -> int:
+    """Records on ``topic`` (sum of its partitions' end offsets); -1 if the broker cannot say."""
+    from bench.serve import _topic_size as size
+
+    try:
+        return size(bootstrap, topic)
+    except Exception:  # a figure for the report, never a reason to fail the run
+        return -1
+
+
+def _delta(end: float | None, start: float | None) -> float | None:
+    return None if end is None or start is None else end - start
+
+
+def _by_reason(join: WorkerProcess, learner: WorkerProcess) -> dict[str, float]:
+    """Dead letters of both workers by reason (``stage/reason``), nonzero ones only."""
+    out = _labelled(join, "smarttrip_stream_deadletters_total", ("stage", "reason"))
+    for reason, n in _labelled(learner, "smarttrip_learner_deadletters_total", ("reason",)).items():
+        out[f"learner/{reason}"] = out.get(f"learner/{reason}", 0.0) + n
+    return out
+
+
+def _labelled(worker: WorkerProcess, name: str, labels: tuple[str, ...]) -> dict[str, float]:
+    """Nonzero samples of counter ``name`` summed by the values of ``labels``, keyed ``"a/b"``."""
+    out: dict[str, float] = {}
+    for key, value in worker.metrics().items():
+        if not key.startswith(name + "{") or not value:
+            continue
+        found = dict(
+            part.split("=", 1) for part in key.partition("{")[2].rstrip("}").split(",") if "=" in part
+        )
+        k = "/".join(found.get(label, "") for label in labels)
+        out[k] = out.get(k, 0.0) + value
+    return out
+
+
 def _merge_errors(into: dict[str, int], more: dict[str, int]) -> None:
     for key, n in more.items():
         into[key] = into.get(key, 0) + n
@@ -159,16 +293,33 @@ def run(
     *,
     rate: float = 500.0,
     minutes: float = 10.0,
-    warmup_s: float = 30.0,
+    warmup_s: float = 40.0,
     drain_s: float = 20.0,
     concurrency: int = 32,
     seed: int = 0,
+    allowed_lateness_s: float = 30.0,
     progress: Callable[[str, float], None] | None = None,
 ) -> SoakResult:
-    """Run the soak (see the module docstring); ``progress(phase, fraction)`` is called as it goes."""
+    """Run the soak (see the module docstring); ``progress(phase, fraction)`` is called as it goes.
+
+    Raises
+    ------
+    ValueError
+        ``warmup_s`` shorter than the longest state TTL, or a negative ``allowed_lateness_s``.
+    """
+    if not allowed_lateness_s >= 0:
+        raise ValueError(f"allowed_lateness_s: must be >= 0, got {allowed_lateness_s}")
+    ttl = longest_state_ttl_s(allowed_lateness_s)
+    if not warmup_s >= ttl:
+        raise ValueError(
+            f"warmup_s: must be >= the longest state TTL ({ttl:g} s = window {JOIN_WINDOW_S:g} + lateness "
+            f"{allowed_lateness_s:g} + watermark delay {WATERMARK_DELAY_S:g}), got {warmup_s:g}"
+        )
     say = progress or (lambda _phase, _frac: None)
     duration_s = minutes * 60.0
-    config = SimConfig(seed=seed, rate_rps=rate, duration_s=duration_s, concurrency=concurrency)
+    config = SimConfig(
+        seed=seed, rate_rps=rate, duration_s=duration_s, concurrency=concurrency, dwell_s=DWELL_S
+    )
     log_dir = Path(tempfile.mkdtemp(prefix="smarttrip-soak-"))
     world = World(config)
     warm_world = World(config.with_overrides(duration_s=warmup_s))  # same seed: the same catalog and users
@@ -180,7 +331,7 @@ def run(
     say("starting Kafka (embedded) and redis-server", 0.0)
     with embedded_services(topics=stream.topics(), topic_configs=stream.topic_configs()) as svc:
         port = free_port()
-        base = _stream_env(svc)
+        base = soak_stream_env(_stream_env(svc), allowed_lateness_s)
         join = WorkerProcess(base, mode="join", name="soak-join")
         learner = WorkerProcess(base, mode="learn", name="soak-learn")
         serve_env, token = scoring_env(
@@ -203,18 +354,23 @@ def run(
                     "redis": svc.redis_pid,
                     "driver": os.getpid(),
                 }
+                rss_start = {n: (rss_bytes(p) if p else None) for n, p in pids.items()}
                 warm = asyncio.run(
                     drive(warm_world, url, token, seed=seed, stop_after_s=warmup_s,
                           progress=lambda t: say("warm-up", min(1.0, t / max(warmup_s, 1e-9))))
                 )  # fmt: skip
                 _merge_errors(errors, warm.errors)
-                rss_start = {n: (rss_bytes(p) if p else None) for n, p in pids.items()}
+                rss_warm = {n: (rss_bytes(p) if p else None) for n, p in pids.items()}
+                cpu_warm = {n: (cpu_seconds(p) if p else None) for n, p in pids.items()}
+                sessions = {"warm": join.total("smarttrip_stream_open_sessions")}
                 main: DriverResult = asyncio.run(
                     drive(world, url, token, seed=seed + 1, stop_after_s=duration_s,
                           progress=lambda t: say("soak", min(1.0, t / duration_s)))
                 )  # fmt: skip
                 _merge_errors(errors, main.errors)
                 rss_end = {n: (rss_bytes(p) if p else None) for n, p in pids.items()}
+                cpu_s = {n: _delta(cpu_seconds(p) if p else None, cpu_warm[n]) for n, p in pids.items()}
+                sessions["end"] = join.total("smarttrip_stream_open_sessions")
                 lag_end = _lag(join, learner)
                 say("draining", 1.0)
                 deadline = time.monotonic() + drain_s
@@ -230,25 +386,46 @@ def run(
                         errors[f"{name}_died"] = 1
                 for name in svc.crashed():
                     errors[f"{name}_died"] = 1
-                joined = join.total("smarttrip_stream_examples_total")
-                learned = learner.total("smarttrip_learner_examples_total")
+                joined_by = _labelled(join, "smarttrip_stream_examples_total", ("kind",))
+                joined = sum(joined_by.values())
+                filtered_by = _labelled(join, "smarttrip_stream_filtered_examples_total", ("reason",))
+                on_topic = _topic_size(svc.bootstrap_servers, stream.topic_examples)
+                notes.append(f"examples topic: {on_topic:,} records (the join counted {joined:,.0f} emitted)")
+                shown_seg = _labelled(join, "smarttrip_stream_shown_total", ("segment",))
+                learned_seg = _labelled(
+                    learner, "smarttrip_learner_examples_total", ("outcome", "segment", "policy")
+                )
+                notes.append(
+                    "per segment, examples first emitted by the join / learned by each policy: "
+                    + ", ".join(
+                        f"{seg} {n:,.0f} / "
+                        + "/".join(
+                            f"{v:,.0f}"
+                            for k, v in sorted(learned_seg.items())
+                            if k.startswith(f"learned/{seg}/")
+                        )
+                        for seg, n in sorted(shown_seg.items())
+                    )
+                )
+                learned_by = _labelled(learner, "smarttrip_learner_examples_total", ("policy", "outcome"))
+                learned = sum(v for k, v in learned_by.items() if k.endswith("/learned"))
                 dead = join.total("smarttrip_stream_deadletters_total") + learner.total(
                     "smarttrip_learner_deadletters_total"
                 )
-                reasons = {
-                    k: v for w in (join, learner) for k, v in w.metrics().items() if "deadletters_total{" in k
-                }
-                if any(reasons.values()):
-                    notes.append(
-                        "dead letters: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(reasons.items()) if v)
-                    )
+                reasons = _by_reason(join, learner)
         finally:
             join.stop()
             learner.stop()
     return SoakResult(
         rate=rate, minutes=minutes, warmup_s=warmup_s, ranks=len(main.outcomes), duration_s=main.duration_s,
         latency_ms=_percentiles([o.latency_s for o in main.outcomes]), errors=errors,
-        events_posted=warm.events_posted + main.events_posted, unsent=main.unsent, rss_start=rss_start, rss_end=rss_end,
+        events_posted=warm.events_posted + main.events_posted, unsent=main.unsent, rss_start=rss_start,
+        rss_warm=rss_warm, rss_end=rss_end, cpu_s=cpu_s,
         lag_end=lag_end, lag_drained=lag_drained, drain_s=drain_s, examples_joined=joined,
-        examples_learned=learned, dead_letters=dead, notes=notes,
+        examples_learned=learned, dead_letters=dead, dead_letters_by_reason=reasons,
+        learned_by=learned_by,
+        joined_by=joined_by,
+        filtered_by=filtered_by,
+        open_sessions=sessions,
+        join_window_s=JOIN_WINDOW_S, allowed_lateness_s=allowed_lateness_s, notes=notes,
     )  # fmt: skip

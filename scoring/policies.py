@@ -44,7 +44,9 @@ from bandit.lin_ucb import LinUCB
 from bandit.logistic import LogisticLearner
 from bandit.protocol import Learner
 from bandit.segments import SegmentedLearner, shrinkage_weight
+from bandit.vw_policy import VWPolicy
 from scoring.linear import LinearScorer, rule_scorer
+from scoring.vw_fast import vw_scorer
 
 __all__ = [
     "EXPECTED_KINDS",
@@ -98,7 +100,8 @@ def fast_scorer(learner: Learner | SegmentedLearner) -> Scorer | None:
     φ is finite by construction, so the per-request validation copy of
     :func:`bandit.protocol.as_matrix` can be skipped; the arithmetic is the
     learner's own (LinUCB: ``Xθ̂ + α·sqrt(rowsum((XA⁻¹)∘X))``; logistic: ``Xw``),
-    equal to ``score_many`` to rounding (checked in the tests). Other learners: None.
+    equal to ``score_many`` to rounding (checked in the tests); VW (SquareCB): the pmf
+    computed with numpy from VW's weights (:mod:`scoring.vw_fast`). Other learners: None.
     """
     if isinstance(learner, LinUCB):
         theta, a_inv, alpha = learner.theta, learner.A_inv, learner.alpha
@@ -121,6 +124,8 @@ def fast_scorer(learner: Learner | SegmentedLearner) -> Scorer | None:
             return out
 
         return logistic
+    if isinstance(learner, VWPolicy):
+        return vw_scorer(learner)
     return None
 
 

@@ -11,7 +11,8 @@ Schema (every key optional; defaults in :class:`SimConfig`)::
       "appeal_noise": 0.3,          # sd of the part of appeal no feature reveals
       "position_bias": {"eta": 1.0},          # examination(pos) = (1 / (1 + pos)) ** eta
       "conversion": {"save": 0.15, "booking_start": 0.05},   # given a click
-      "session": {"requests": 3, "think_time_s": 0.0},   # a session's next request waits for the previous + think time
+      "session": {"requests": 3, "think_time_s": 0.0,    # a session's next request waits for the previous + think time
+                  "dwell_s": 0.0},     # a click happens U(0, dwell_s) after its slate was received
       "drift": {"at_fraction": 0.5, "taste": {...}} | null,  # tastes change midway
       "traffic": {"rate_rps": 40, "duration_s": 180, "k": 10, "concurrency": 8}
     }
@@ -65,6 +66,7 @@ class SimConfig:
     booking_p: float = 0.05
     requests_per_session: int = 3
     think_time_s: float = 0.0
+    dwell_s: float = 0.0
     drift_at_fraction: float | None = None
     drift_taste: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     rate_rps: float = 40.0
@@ -92,6 +94,8 @@ class SimConfig:
                 raise ConfigError(f"{name}: must be in [0, 1], got {p}")
         if not self.think_time_s >= 0:
             raise ConfigError(f"session.think_time_s: must be >= 0, got {self.think_time_s}")
+        if not (math.isfinite(self.dwell_s) and self.dwell_s >= 0):
+            raise ConfigError(f"session.dwell_s: must be a finite number >= 0, got {self.dwell_s}")
         if self.eta < 0:
             raise ConfigError(f"position_bias.eta: must be >= 0, got {self.eta}")
         if self.drift_at_fraction is not None and not 0 < self.drift_at_fraction < 1:
@@ -148,6 +152,7 @@ def load_config(raw: Mapping[str, Any] | str | Path | None = None) -> SimConfig:
         booking_p=_get(conv, "booking_start", float, d.booking_p, "conversion."),
         requests_per_session=_get(sess, "requests", int, d.requests_per_session, "session."),
         think_time_s=_get(sess, "think_time_s", float, d.think_time_s, "session."),
+        dwell_s=_get(sess, "dwell_s", float, d.dwell_s, "session."),
         drift_at_fraction=None if drift is None else _get(drift, "at_fraction", float, 0.5, "drift."),
         drift_taste={} if drift is None else {s: dict(w) for s, w in drift.get("taste", {}).items()},
         rate_rps=_get(traffic, "rate_rps", float, d.rate_rps, "traffic."),

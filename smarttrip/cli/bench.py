@@ -240,57 +240,34 @@ def soak(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
     minutes: float = typer.Option(10.0, min=0.1, max=24 * 60, help="Length of the measured run."),
     rate: float = typer.Option(500.0, min=1, help="Ranking requests per second to offer."),
-    warmup: float = typer.Option(30.0, min=1, help="Seconds of load before RSS is first read."),
+    warmup: float = typer.Option(40.0, min=1, help="Load before RSS is read (>= longest state TTL)."),
     drain: float = typer.Option(20.0, min=0, help="Seconds to wait for the consumer lag to drain."),
     concurrency: int = typer.Option(32, min=1, help="Requests in flight at most."),
+    lateness: float = typer.Option(30.0, min=0, help="The join's allowed lateness (s): sets the state TTLs."),
     seed: int = typer.Option(0, help="Seed of the simulator."),
 ) -> None:
     """The whole loop (RPC + Kafka + Faust join and learner + Redis) at a fixed rate; exit 1 if a target fails."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bench import soak as bench_soak
+    from bench.soak_report import table as soak_table
 
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("starting", total=1.0)
-        r = bench_soak.run(
-            rate=rate, minutes=minutes, warmup_s=warmup, drain_s=drain, concurrency=concurrency, seed=seed,
-            progress=lambda phase, frac: bar.update(task, description=phase, completed=frac),
-        )  # fmt: skip
-    table = Table(title=f"Soak: {minutes:g} min at {rate:g} ranks/s offered, after {warmup:g} s warm-up")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("× target", justify="right")
-    met = r.targets()
-    table.add_row("ranks/s", f"{r.throughput:,.1f}", f">= {0.98 * rate:,.0f}", f"{r.throughput / rate:.2f}")
-    table.add_row("ranked requests", f"{r.ranks:,}", f"{rate * minutes * 60:,.0f} offered", "")
-    table.add_row("not sent (loop behind schedule)", f"{r.unsent:,}", "0", "")
-    for name, value in r.latency_ms.items():
-        table.add_row(f"rank latency {name}", f"{value:.1f} ms", "", "")
-    table.add_row("errors", f"{r.error_count} {r.errors or ''}", "0", "ok" if met["errors"] else "FAIL")
-    table.add_row("events posted", f"{r.events_posted:,}", "", "")
-    table.add_row(
-        "examples joined / learned", f"{r.examples_joined:,.0f} / {r.examples_learned:,.0f}", "", ""
-    )
-    table.add_row("dead letters", f"{r.dead_letters:,.0f}", "", "")
-    for name, start in r.rss_start.items():
-        end, growth = r.rss_end.get(name), r.rss_growth(name)
-        judged = name in bench_soak.JUDGED
-        table.add_row(
-            f"RSS {name} (MiB)",
-            f"{(start or 0) / 2**20:.0f} → {(end or 0) / 2**20:.0f}"
-            + (f" ({growth:+.1%})" if growth is not None else ""),
-            f"< +{bench_soak.RSS_GROWTH_LIMIT:.0%}" if judged else "(reported)",
-            "" if growth is None or not judged else f"{growth / bench_soak.RSS_GROWTH_LIMIT:.2f}",
-        )
-    for name in r.lag_end:
-        table.add_row(f"consumer lag {name} (records)",
-                      f"{r.lag_end[name]:,.0f} at end, {r.lag_drained[name]:,.0f} after ≤ {r.drain_s:g} s", "", "")  # fmt: skip
-    console.print(table)
+    try:
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("starting", total=1.0)
+            r = bench_soak.run(
+                rate=rate, minutes=minutes, warmup_s=warmup, drain_s=drain, concurrency=concurrency, seed=seed,
+                allowed_lateness_s=lateness,
+                progress=lambda phase, frac: bar.update(task, description=phase, completed=frac),
+            )  # fmt: skip
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(soak_table(r))
     for note in r.notes:
         console.print(note)
+    met = r.targets()
     console.print("targets: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in met.items()))
     if json_out:
         json_out.write_text(json.dumps(r.as_dict(), indent=2) + "\n")
