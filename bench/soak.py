@@ -195,6 +195,8 @@ class SoakResult:
             "throughput": self.throughput >= 0.98 * self.rate,
             "errors": self.error_count == 0,
             "rss_growth": all(g is not None and g < RSS_GROWTH_LIMIT for g in growths),
+            # A worker that cannot keep up shows here: its lag must drain within drain_s after the run.
+            "lag_drained": bool(self.lag_drained) and not any(self.lag_drained.values()),
         }
 
     def as_dict(self) -> dict[str, Any]:

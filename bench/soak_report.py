@@ -71,6 +71,8 @@ def table(r: SoakResult) -> Table:
         share = cpu / r.duration_s / cores if r.duration_s > 0 else 0.0
         t.add_row(f"CPU {name} per rank", f"{per_rank:,.0f} µs ({share:.0%} of {cores} cores)", "", "")
     for name in r.lag_end:
+        drained = r.lag_drained.get(name, 0.0)
         t.add_row(f"consumer lag {name} (records)",
-                  f"{r.lag_end[name]:,.0f} at end, {r.lag_drained[name]:,.0f} after ≤ {r.drain_s:g} s", "", "")  # fmt: skip
+                  f"{r.lag_end[name]:,.0f} at end, {drained:,.0f} after ≤ {r.drain_s:g} s",
+                  "0 after drain", "ok" if drained == 0 else "FAIL")  # fmt: skip
     return t

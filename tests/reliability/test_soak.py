@@ -27,7 +27,8 @@ def test_short_soak_whole_loop_no_errors_lag_drains() -> None:
     assert all(r.cpu_s[n] for n in ("scoring", "join", "learner", "driver")), r.cpu_s  # every one worked
     assert r.cpu_us_per_rank("scoring") is not None
     assert r.lag_drained == {"join": 0, "learner": 0}, r.lag_drained
-    assert set(r.targets()) == {"throughput", "errors", "rss_growth"}
+    assert set(r.targets()) == {"throughput", "errors", "rss_growth", "lag_drained"}
+    assert r.targets()["lag_drained"]
 
 
 def test_warm_up_shorter_than_the_longest_state_ttl_is_refused() -> None:
@@ -60,4 +61,9 @@ def test_report_table_states_ttls_reasons_rss_and_cpu() -> None:
     assert "3 (join/orphan 3)" in text
     assert "100 → 200 → 210 (+5.0% after warm-up)" in text and "(+20.0% after warm-up)" in text
     assert "1,000 µs (5% of" in text  # 6 s of CPU over 6,000 ranks in 60 s
-    assert r.targets() == {"throughput": True, "errors": True, "rss_growth": False}  # join +20 %
+    assert r.targets() == {
+        "throughput": True,
+        "errors": True,
+        "rss_growth": False,
+        "lag_drained": True,
+    }  # join +20 %
