@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from stream._managed_process import EmbeddedServicesError
@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-__all__ = ["ensure_topics", "kafka_metadata_ready", "topic_id"]
+__all__ = ["ensure_topics", "kafka_metadata_ready", "topic_id", "topic_ids"]
 
 _CLIENT_ID = "smarttrip-embedded"
 # kafka-python logs every refused connection while the broker boots; we poll on purpose.
@@ -170,13 +170,29 @@ def topic_id(bootstrap_servers: str, topic: str, *, timeout: float = 5.0) -> str
     """The topic's id as the broker reports it; None when the broker gives topics no ids.
 
     A topic created again (e.g. by a broker that lost its storage) gets a new id,
-    so the id tells one log of a topic from the next (see :mod:`stream.learner_app`).
+    so the id tells one log of a topic from the next (see :mod:`stream.log_epoch`).
     Raises ``KafkaError``/``OSError`` when the broker cannot be asked.
     """
+    return topic_ids(bootstrap_servers, [topic], timeout=timeout)[topic]
+
+
+def topic_ids(
+    bootstrap_servers: str, topics: Sequence[str], *, timeout: float = 5.0
+) -> dict[str, str | None]:
+    """:func:`topic_id` of several topics in one request (topic -> id, None where the broker gives none).
+
+    Raises ``KafkaError`` if a topic is not described (unknown, or no leader yet)
+    and ``KafkaError``/``OSError`` when the broker cannot be asked.
+    """
     with _admin(bootstrap_servers, timeout=timeout) as admin:
-        described = admin.describe_topics([topic])
+        described = admin.describe_topics(list(topics))
+    found: dict[str, str | None] = {}
     for entry in described:
-        if entry.get("name") == topic and not entry.get("error_code"):
-            found = str(entry.get("topic_id") or "")
-            return found if set(found) - {"0", "-"} else None  # the all-zero UUID: no id
-    raise KafkaError(f"topic {topic!r} not described: {described!r}")
+        name = entry.get("name")
+        if name in topics and not entry.get("error_code"):
+            tid = str(entry.get("topic_id") or "")
+            found[str(name)] = tid if set(tid) - {"0", "-"} else None  # the all-zero UUID: no id
+    missing = [t for t in topics if t not in found]
+    if missing:
+        raise KafkaError(f"topics {missing!r} not described: {described!r}")
+    return found

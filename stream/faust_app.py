@@ -28,7 +28,9 @@ from monitoring.consumer_lag import consumer_lag, partition_lags
 from monitoring.stream_metrics import StreamMetrics
 from stream.batch_producer import murmur2_partition, sender_for
 from stream.changelog_tail import apply_tail, read_tail
+from stream.join_epoch import JoinLogEpochs
 from stream.join_runtime import JoinRuntime, Output, RawRecord
+from stream.log_epoch import AUTO, LogEpochs
 from stream.session import SessionState
 from stream.settings import StreamSettings
 
@@ -207,11 +209,18 @@ def create_app(
         return [tp for tp, lag in partition_lags(app, inputs).items() if lag > 0]
 
     runtime.backlogged = backlogged
+    epochs: JoinLogEpochs | None = None
+    if settings.log_epoch == AUTO:  # a new log of an input topic is read from its start (stream.join_epoch)
+        epochs = JoinLogEpochs(app, LogEpochs(settings.kafka_bootstrap, inputs))
+        epochs.start()
+        epochs.install()
 
     @app.agent(source, name="join")
     async def join(stream: Any) -> AsyncIterator[None]:
         quiet_client_logs()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            if epochs is not None:
+                events = await epochs.admit(events)
             await send(runtime.process(_records(events)))
             yield None
 

@@ -11,6 +11,11 @@ seconds, and whenever a partition's offsets go backwards without a seek of its
 own. On a change the models keep their weights, forget their offsets and read
 the new log from its start.
 
+The join worker has the same problem with its inputs (impressions and
+interactions): :class:`LogEpochs` follows several topics at once and says
+how fresh its last confirmation is, so the join can refuse to process or
+commit anything until the log it reads is confirmed (:mod:`stream.join_epoch`).
+
 ``SMARTTRIP_LOG_EPOCH=auto`` (the default) turns this on; any other value is
 used as a fixed epoch (brokers without topic ids answer the all-zero id, and
 get the fixed epoch "0").
@@ -21,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
-from stream._kafka_admin import topic_id
+from stream._kafka_admin import topic_id, topic_ids
 
-__all__ = ["AUTO", "LogEpochWatch"]
+__all__ = ["AUTO", "LogEpochWatch", "LogEpochs"]
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +68,101 @@ class LogEpochWatch:
                 return epoch
             time.sleep(wait_s)
         raise RuntimeError(f"log epoch of {self.topic}: no answer from {self.bootstrap_servers}")
+
+
+class LogEpochs:
+    """The log each of several topics is on, and how recently the broker confirmed it.
+
+    A check asks the broker for every topic's id; :meth:`apply` compares the
+    answer with the known epochs and returns the topics whose log changed.
+    A confirmation counts for ``max_age_s``; a check that fails (broker down or
+    restarting) withdraws it at once, so whoever relies on :meth:`fresh` asks
+    again before trusting records fetched across the outage. Answers are
+    applied in the order their checks started: an older answer arriving late
+    never undoes a newer one.
+
+    >>> ids = {"impressions": "a", "interactions": "b"}
+    >>> clock = iter(range(100)).__next__
+    >>> e = LogEpochs("127.0.0.1:9092", ["impressions", "interactions"],
+    ...               lookup=lambda servers, topics: dict(ids), clock=clock, max_age_s=5)
+    >>> e.start()
+    {'impressions': 'a', 'interactions': 'b'}
+    >>> e.fresh()
+    True
+    >>> ids["impressions"] = "c"  # the topic was created again: a new log
+    >>> e.check_now()
+    ['impressions']
+    >>> e.known["impressions"], e.changes
+    ('c', 1)
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        *,
+        lookup: Callable[[str, Sequence[str]], Mapping[str, str | None]] = topic_ids,
+        clock: Callable[[], float] = time.monotonic,
+        max_age_s: float = 3.0,
+    ) -> None:
+        if not topics:
+            raise ValueError("topics: at least one topic to follow")
+        if max_age_s <= 0:
+            raise ValueError(f"max_age_s: must be > 0, got {max_age_s}")
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = list(topics)
+        self.max_age_s = max_age_s
+        self._lookup = lookup
+        self._clock = clock
+        self.known: dict[str, str] = {}
+        self.changes = 0  # new logs seen since start-up, all topics
+        self._confirmed_at = float("-inf")  # when the newest applied successful check started
+        self._applied_started = float("-inf")
+
+    def ask(self) -> dict[str, str] | None:
+        """Every topic's epoch now, or None when the broker could not be asked (blocks; short timeout)."""
+        try:
+            found = self._lookup(self.bootstrap_servers, self.topics)
+        except Exception as err:  # any failure to ask means "not confirmed; ask again"
+            log.warning("log epochs of %s: broker not asked (%s)", self.topics, err)
+            return None
+        return {t: found.get(t) or "0" for t in self.topics}
+
+    def fresh(self) -> bool:
+        """True while the last check confirmed every topic's log less than ``max_age_s`` ago."""
+        return self._clock() - self._confirmed_at < self.max_age_s
+
+    def apply(self, found: Mapping[str, str] | None, started: float) -> list[str]:
+        """Take the answer of a check started at ``started``; returns the topics on a new log."""
+        if started < self._applied_started:
+            return []  # a newer answer is already in
+        self._applied_started = started
+        if found is None:
+            self._confirmed_at = float("-inf")
+            return []
+        changed = [t for t in self.topics if self.known.get(t, found[t]) != found[t]]
+        for topic in changed:
+            log.warning("%s: new log epoch %r (was %r)", topic, found[topic], self.known[topic])
+        self.known.update({t: found[t] for t in self.topics})
+        self.changes += len(changed)
+        self._confirmed_at = started
+        return changed
+
+    def check_now(self) -> list[str]:
+        """Ask and apply (blocks): the topics on a new log."""
+        started = self._clock()
+        return self.apply(self.ask(), started)
+
+    async def check(self) -> list[str]:
+        """:meth:`check_now` with the question asked off the event loop."""
+        started = self._clock()
+        found = await asyncio.get_running_loop().run_in_executor(None, self.ask)
+        return self.apply(found, started)
+
+    def start(self, *, attempts: int = 30, wait_s: float = 1.0) -> dict[str, str]:
+        """The epochs at start-up; raises if the broker does not answer (guessing could skip a new log)."""
+        for _ in range(attempts):
+            if self.check_now() or self.known:
+                return dict(self.known)
+            time.sleep(wait_s)
+        raise RuntimeError(f"log epochs of {self.topics}: no answer from {self.bootstrap_servers}")

@@ -33,17 +33,9 @@ from tests.stream.kafka_helpers import new_run
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-FROZEN_DEFECT = pytest.mark.xfail(
-    strict=False,
-    reason="join defect: a join worker that does not see the emptied log (frozen through the broker restart and "
-    "the new batch) resumes at positions from the old log and the examples of the new log's first records never "
-    "come (measured in 2 of 3 runs: 11,325 and 19,355 of 29,030 examples); the join has no log-epoch detection",
-)
-
-
 @pytest.mark.parametrize(
     "frozen",
-    [False, pytest.param(True, marks=FROZEN_DEFECT)],
+    [False, True],
     ids=["worker-running", "worker-frozen-through-restart"],
 )
 def test_join_worker_keeps_joining_after_the_broker_restarts_empty(

@@ -1,0 +1,176 @@
+"""Join and learner workers SIGKILLed at seeded random moments while a driver produces live traffic.
+
+The join-only run is ``test_join_kills.py``; this one adds the learner and its models. It is a
+known defect (xfail, not strict): in 2 of 5 runs a restarted join incarnation read nothing for
+90 s, then 180 s (see the xfail reason).
+
+The driver (:class:`tests.faults.helpers.PacedProducer`) produces seeded
+synthetic sessions — one 5-trip slate each, known clicks, some clicks sent
+twice upstream, some without ``request_id`` — at a fixed rate with event
+times following the wall clock, while one join worker consumes them. The
+worker is killed (SIGKILL, no clean shutdown) at least five times, each time
+at a seeded random moment after it has made progress, and restarted. After
+the run, every valid click the driver produced is in exactly one positive
+example: counted exactly, against the driver's own record of its clicks.
+A learner worker reads the join's examples at the same time and is killed
+five times too, at its own seeded moments; once the run is over its stored
+logistic and LinUCB models must equal, to 1e-9, a learner that read the same
+examples topic in one uninterrupted pass (drift responses off: they depend
+on in-memory detector history).
+
+Sizes: 20,000 events in CI (~13,000 sessions at 1,000 events/s);
+``SMARTTRIP_FAULTS_SCALE=full``: 100,000 events (~65,000 sessions at
+1,500 events/s), the issue's figure.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import numpy as np
+import pytest
+
+from bandit import LinUCB, LogisticLearner, learner_from_bytes
+from stream.embedded import EmbeddedServices
+from stream.learner_runtime import ExampleRecord, LearnerRuntime
+from stream.model_store import ModelStore
+from stream.settings import StreamSettings
+from stream.worker_process import WorkerProcess
+from tests.faults.helpers import (
+    EVENTS_PER_SESSION,
+    PacedProducer,
+    audit_examples,
+    read_examples,
+    read_records,
+    sessions_for,
+)
+from tests.faults.scale import sized
+from tests.stream.kafka_helpers import new_run
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(sized(600, 2400))]
+
+IDLE_RESTART = pytest.mark.xfail(
+    strict=False,
+    reason="defect: with a learner running (and killed) beside it, a restarted join incarnation sometimes reads "
+    "no event at all (2 of 5 runs in session 4: 0 events in 90 s, then 0 in 180 s; its WARNING log empty). "
+    "Not the whole story but measured: each join restart recovers the uncompacted sessions changelog, "
+    "3 s early in the run, 18-31 s late in it. When it passes: every click exact, models equal to 1e-9",
+)
+
+KILLS = 5
+
+
+@IDLE_RESTART
+def test_join_and_learner_killed_five_times_each_every_click_once_and_models_exact(
+    fresh_services: EmbeddedServices,
+) -> None:
+    services = fresh_services
+    n_events = sized(20_000, 100_000)
+    rate = float(sized(1_000, 1_500))
+    run = new_run(services)
+    namespace = f"kills{run.uid}"
+    learner_env = {
+        **run.env,
+        "SMARTTRIP_REDIS_URL": services.redis_url,
+        "SMARTTRIP_MODEL_NAMESPACE": namespace,
+        "SMARTTRIP_PUBLISH_INTERVAL_S": "0.2",
+        "SMARTTRIP_DRIFT_RESPONSE": "0",
+    }
+    duration = n_events / rate
+    records, expected = sessions_for(
+        n_events, seed=41, t0=time.time() + 1.0, spacing_s=duration * EVENTS_PER_SESSION / n_events,
+        impressions=run.impressions, interactions=run.interactions,
+    )  # fmt: skip
+    rng = random.Random(41)
+    # Kill moments: seeded, spread over the production time (offsets from its start), one list per
+    # worker kind, taken in time order.
+    moments = sorted(
+        [(rng.uniform(0.05, 1.0) * duration, "join") for _ in range(KILLS)]
+        + [(rng.uniform(0.1, 1.0) * duration, "learn") for _ in range(KILLS)]
+    )
+    metric = {
+        "join": "smarttrip_stream_events_total",
+        "learn": "smarttrip_learner_examples_total{outcome=learned",
+    }
+    workers = {
+        "join": WorkerProcess(run.env, name="join-0"),
+        "learn": WorkerProcess(learner_env, mode="learn", name="learner-0"),
+    }
+    driver = PacedProducer(services, records, rate)
+    kills: list[
+        tuple[str, float, int]
+    ] = []  # (worker, seconds into the run, records the killed one had read)
+    store = ModelStore.from_url(services.redis_url, namespace=namespace)
+    try:
+        driver.start()
+        started = time.monotonic()
+        for k, (moment, kind) in enumerate(moments, start=1):
+            # Each incarnation first reads something, so every kill interrupts work in progress. A join
+            # incarnation first recovers the whole sessions changelog (Tansu does not compact it): 3 s
+            # early in the run, 18–31 s late in it with the learner on the same two cores; 90 s was
+            # once not enough on the shared machine.
+            workers[kind].wait_for(metric[kind], 1, timeout=180)
+            time.sleep(max(0.0, started + moment - time.monotonic()) + rng.uniform(0.0, 0.5))
+            read = int(workers[kind].total(metric[kind]))
+            workers[kind].kill()
+            kills.append((kind, round(time.monotonic() - started, 1), read))
+            env = run.env if kind == "join" else learner_env
+            workers[kind] = WorkerProcess(env, mode=kind, name=f"{kind}-{k}")
+        sent = driver.finish(timeout=duration + 120)
+        examples = read_examples(services, run.examples, distinct=expected.examples, timeout=240)
+        assert workers["join"].alive(), workers["join"].log_tail()
+        # The learner catches up: every model's offsets reach the last record of its segment.
+        topic = [ExampleRecord(p, o, v) for p, o, v in read_records(services, run.examples, 4)]
+        last: dict[str, tuple[int, int]] = {}
+        for r in topic:
+            last[json.loads(r.value or b"{}")["segment"]] = (r.partition, r.offset)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            offsets = {(m.policy, m.segment): m.meta.offsets for m in store.models() if m.meta}
+            if all(
+                offsets.get((policy, segment), {}).get(last[segment][0]) == last[segment][1]
+                for policy in ("logistic", "linucb")
+                for segment in last
+            ):
+                break
+            assert workers["learn"].alive(), workers["learn"].log_tail()
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"models did not catch up:\n{workers['learn'].log_tail()}")
+        stored = {
+            (policy, segment): learner_from_bytes(store.get(policy, segment).model_bytes)
+            for policy in ("logistic", "linucb")
+            for segment in last
+        }
+    finally:
+        for worker in workers.values():
+            worker.stop()
+        store.close()
+    assert sent == len(records) >= n_events
+    assert [kind for kind, _, _ in kills].count("join") >= KILLS
+    assert [kind for kind, _, _ in kills].count("learn") >= KILLS
+    assert all(read > 0 for _, _, read in kills), kills
+    audit = audit_examples(examples, expected)
+    assert audit.problems == [], (audit.problems, kills, workers["join"].log_tail())
+    assert audit.positives == len(expected.clicks)
+    # Nothing went to the dead-letter topic: no click was taken for an orphan across the restarts.
+    assert read_records(services, run.deadletter, 4) == []
+    # The same examples topic, learned in one uninterrupted pass in offset order.
+    reference = LearnerRuntime(StreamSettings(drift_response=0), store=None)
+    for p in range(4):
+        part = sorted((r for r in topic if r.partition == p), key=lambda r: r.offset)
+        for i in range(0, len(part), 777):  # other micro-batch boundaries than the worker's
+            reference.process(part[i : i + 777])
+    probe = np.random.default_rng(0).random((50, 20))
+    for (policy, segment), model in stored.items():
+        want = reference.model(policy, segment)
+        assert isinstance(model, LogisticLearner if policy == "logistic" else LinUCB)
+        assert model.n_examples == want.n_examples > 0, (policy, segment)
+        np.testing.assert_allclose(model.score_many(probe), want.score_many(probe), rtol=0, atol=1e-9)
+        got_w, want_w = model.weights, want.weights  # type: ignore[attr-defined]
+        assert max(abs(got_w[k] - want_w[k]) for k in want_w) <= 1e-9
+    print(f"\n{len(records)} events, {len(expected.clicks)} clicks, {audit.distinct} examples "
+          f"({len(topic)} records); kills (worker, s, records read by the killed one): {kills}; "
+          f"re-delivered records: {audit.redelivered}")  # fmt: skip
