@@ -46,7 +46,7 @@ from tests.faults.helpers import (
     read_records,
     sessions_for,
 )
-from tests.faults.scale import sized
+from tests.faults.scale import scale, sized
 from tests.stream.kafka_helpers import new_run
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(sized(600, 2400))]
@@ -61,7 +61,13 @@ IDLE_RESTART = pytest.mark.xfail(
 
 KILLS = 5
 
+#: 130-260 s and flaky: kept out of `make test` (CI time) until the idle restart is fixed.
+FULL_ONLY = pytest.mark.skipif(
+    scale() != "full", reason="runs with SMARTTRIP_FAULTS_SCALE=full (make test-faults FAULTS_SCALE=full)"
+)
 
+
+@FULL_ONLY
 @IDLE_RESTART
 def test_join_and_learner_killed_five_times_each_every_click_once_and_models_exact(
     fresh_services: EmbeddedServices,
