@@ -9,8 +9,9 @@ replay falls back to the record-by-record join, which runs the gate itself.
 Sufficient conditions, per session, over its records in arrival order
 (counts only grow while a session's rule state lives, and a state that
 expires restarts from zero — so the session must not expire between two of
-its records: the filter's clock, the largest event time seen, may not move
-more than ``state_ttl_s`` between them):
+its records: the filter's clock, its partition's watermark, which in the
+columnar replay never passes the largest event time seen, may not get more
+than ``state_ttl_s`` past the session's last event time):
 
 - fast clicks (gap below ``min_click_gap_s``) never exceed ``max_fast_clicks``;
 - all clicks of the session (an upper bound of any slate's clicked trips and
@@ -42,7 +43,6 @@ __all__ = ["gate_admits_all"]
 
 @dataclass(slots=True)
 class _Seen:
-    clock: float  # the filter's clock at the session's last record
     first_ts: float
     last_ts: float
     slates: int = 0
@@ -73,10 +73,9 @@ def _no_session_flagged(arrivals: Sequence[tuple[int, Slate | Interaction]], s: 
         clock = max(clock, ts)
         seen = sessions.get(rec.session_id)
         if seen is None:
-            seen = sessions[rec.session_id] = _Seen(clock, ts, ts)
-        elif clock - seen.clock > s.bot_state_ttl_s:
+            seen = sessions[rec.session_id] = _Seen(ts, ts)
+        elif clock - seen.last_ts > s.bot_state_ttl_s:
             return False  # its rule state could have expired in between
-        seen.clock = clock
         seen.first_ts, seen.last_ts = min(seen.first_ts, ts), max(seen.last_ts, ts)
         if isinstance(rec, Slate):
             seen.slates += 1
