@@ -12,11 +12,11 @@ a user contributes at most ``max_examples``; in any interval of length
 Every example record counts, corrections included (a late click re-emits the
 examples it changed), so the bound holds for what the learners read. State
 expires: once an example of a later window is seen, the users of earlier
-windows are forgotten, at a cost O(expired) (users are kept in one bucket per
-window). The join worker's partitions close windows at their own event
+windows are forgotten, at a cost O(expired) (users are kept in order of
+their window). The join worker's partitions close windows at their own event
 times (each has its own watermark), so examples reach the cap slightly out
 of window order; an example of a window already ended starts a fresh count
-for its user, kept until the next window change.
+for its user, forgotten at the next window change.
 
 Scope: one cap per join worker. Sessions (not users) are the partition key,
 so with ``W`` join workers a user whose sessions hash to several partitions
@@ -29,8 +29,8 @@ gets up to ``W × max_examples`` per window.
 
 from __future__ import annotations
 
-import heapq
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 
 __all__ = ["UserCap"]
@@ -63,10 +63,7 @@ class UserCap:
         self.max_examples = max_examples
         self.window_s = float(window_s)
         self.on_capped = on_capped
-        self._users: dict[str, tuple[int, int]] = {}  # user -> (window, count)
-        # window -> users that entered it (stale once a user moved to a later window); a heap of their keys
-        self._buckets: dict[int, list[str]] = {}
-        self._windows: list[int] = []
+        self._users: OrderedDict[str, tuple[int, int]] = OrderedDict()  # user -> (window, count)
         self._window = -(2**62)
 
     def __len__(self) -> int:
@@ -85,11 +82,7 @@ class UserCap:
         if entry is None or window > entry[0]:
             count = 1
             self._users[user_id] = (window, 1)
-            bucket = self._buckets.get(window)
-            if bucket is None:
-                bucket = self._buckets[window] = []
-                heapq.heappush(self._windows, window)
-            bucket.append(user_id)
+            self._users.move_to_end(user_id)  # keeps windows non-decreasing along the dict (expiry)
         else:
             # A late example of an older window is charged to the user's latest window
             # (older counts are not kept): conservative, and the bound still holds.
@@ -102,10 +95,9 @@ class UserCap:
         return True
 
     def _expire(self) -> None:
-        """Forget the users of every window before the current one: O(users forgotten + stale entries)."""
-        while self._windows and self._windows[0] < self._window:
-            window = heapq.heappop(self._windows)
-            for user_id in self._buckets.pop(window):
-                entry = self._users.get(user_id)
-                if entry is not None and entry[0] == window:
-                    del self._users[user_id]
+        # Users are ordered by last admission, so their windows are non-decreasing along the dict.
+        while self._users:
+            user_id, (window, _) = next(iter(self._users.items()))
+            if window >= self._window:
+                break
+            del self._users[user_id]
