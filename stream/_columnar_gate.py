@@ -9,8 +9,10 @@ replay falls back to the record-by-record join, which runs the gate itself.
 Sufficient conditions, per session, over its records in arrival order
 (counts only grow while a session's rule state lives, and a state that
 expires restarts from zero — so the session must not expire between two of
-its records: the filter's clock, the largest event time seen, may not move
-more than ``state_ttl_s`` between them):
+its records: the filter's clock, its partition's watermark (bounded here by
+the largest event time seen and the largest watermark of the batches
+before), may not get more than ``state_ttl_s`` past the session's last event
+time):
 
 - fast clicks (gap below ``min_click_gap_s``) never exceed ``max_fast_clicks``;
 - all clicks of the session (an upper bound of any slate's clicked trips and
@@ -42,7 +44,6 @@ __all__ = ["gate_admits_all"]
 
 @dataclass(slots=True)
 class _Seen:
-    clock: float  # the filter's clock at the session's last record
     first_ts: float
     last_ts: float
     slates: int = 0
@@ -51,9 +52,15 @@ class _Seen:
     last_click: float | None = None
 
 
-def gate_admits_all(arrivals: Sequence[tuple[int, Slate | Interaction]], s: StreamSettings) -> bool:
-    """True when the gate of :class:`~stream.join_runtime.JoinRuntime` (``s``) drops no example of ``arrivals``."""
-    if s.traffic_filter and not _no_session_flagged(arrivals, s):
+def gate_admits_all(
+    arrivals: Sequence[tuple[int, Slate | Interaction]], s: StreamSettings, highest: Sequence[float] = ()
+) -> bool:
+    """True when the gate of :class:`~stream.join_runtime.JoinRuntime` (``s``) drops no example of ``arrivals``.
+
+    ``highest``: the largest partition watermark after each batch's advance (the rule state expires
+    against its partition's watermark); records of batch ``b`` see expiries up to ``highest[b - 1]``.
+    """
+    if s.traffic_filter and not _no_session_flagged(arrivals, s, highest):
         return False
     if s.user_cap_examples:
         per_user: dict[str, int] = {}
@@ -65,18 +72,19 @@ def gate_admits_all(arrivals: Sequence[tuple[int, Slate | Interaction]], s: Stre
     return True
 
 
-def _no_session_flagged(arrivals: Sequence[tuple[int, Slate | Interaction]], s: StreamSettings) -> bool:
-    clock = -math.inf
+def _no_session_flagged(
+    arrivals: Sequence[tuple[int, Slate | Interaction]], s: StreamSettings, highest: Sequence[float]
+) -> bool:
+    clock = -math.inf  # an upper bound of every partition's expiry clock so far
     sessions: dict[str, _Seen] = {}
-    for _, rec in arrivals:
+    for b, rec in arrivals:
         ts = rec.ts
-        clock = max(clock, ts)
+        clock = max(clock, ts, highest[b - 1] if 0 < b <= len(highest) else -math.inf)
         seen = sessions.get(rec.session_id)
         if seen is None:
-            seen = sessions[rec.session_id] = _Seen(clock, ts, ts)
-        elif clock - seen.clock > s.bot_state_ttl_s:
+            seen = sessions[rec.session_id] = _Seen(ts, ts)
+        elif clock - seen.last_ts > s.bot_state_ttl_s:
             return False  # its rule state could have expired in between
-        seen.clock = clock
         seen.first_ts, seen.last_ts = min(seen.first_ts, ts), max(seen.last_ts, ts)
         if isinstance(rec, Slate):
             seen.slates += 1

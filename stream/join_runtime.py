@@ -7,17 +7,26 @@ replay tools call the same object directly. What lives here and why:
 - decoding with dead letters: a record that fails to decode (or a bug hit
   while joining it) becomes a ``deadletter`` record with the reason, is
   counted, and the batch goes on;
-- the watermark: the smallest, over every input partition (of both
-  topics), of the largest event time seen on it, minus the delay — so
-  records read ahead on one partition cannot close windows that records
-  still unread on another belong to (a backlog is read unevenly across
-  partitions and topics) — capped by the wall clock (one far-future
-  timestamp cannot close every window). A partition with no records for
-  ``idle_s`` stops holding it back unless the consumer reports records of it
-  still unread (:attr:`JoinRuntime.backlogged`), and an owned partition with
-  unread records that has not delivered any yet holds the watermark where it
-  is; once all input is idle, event time follows the wall clock so the last
-  windows close;
+- one join and one watermark per input partition: impressions and
+  interactions are co-partitioned by ``session_id`` (murmur2), so every
+  record of a session is read from partition ``p`` of one topic or the
+  other, and the session lives in partition ``p``'s
+  :class:`~stream.join.SessionJoin`. Partition ``p``'s watermark is the
+  smaller of the largest event times read from ``p`` of each topic, minus
+  the delay — so clicks read behind their impressions cannot find their
+  window closed — capped by the wall clock (one far-future timestamp cannot
+  close every window). Partitions are read unevenly (a backlog drains at a
+  different pace on each), and each closes its own windows: a partition read
+  behind holds back only itself, not the state of every other one. Within a
+  partition: a topic with no records for ``idle_s`` stops holding it back
+  unless the consumer reports records of it still unread
+  (:attr:`JoinRuntime.backlogged`); a topic with unread records that has not
+  delivered any yet holds the partition's watermark where it is; once the
+  partition's input is idle, its event time follows the wall clock so its
+  last windows close. Restored sessions (after a rebalance) go to the join
+  of their key's murmur2 partition, as the table stores them;
+- the traffic-quality state (:mod:`stream.quality_gate`) expires with the
+  same per-partition watermarks;
 - coalesced state writes: sessions live in memory (:class:`TableStore`) and
   each changed session is written to the changelog-backed table once per
   batch, not once per event — Faust pays a changelog record per write.
@@ -26,11 +35,13 @@ replay tools call the same object directly. What lives here and why:
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
-import orjson
+from aiokafka.partitioner import murmur2
 
 from monitoring.stream_metrics import StreamMetrics, position_label
 from stream.codec import decode_interaction, encode
@@ -40,10 +51,11 @@ from stream.example_bytes import ExampleEncoder
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
 from stream.packed_impression import PackedImpression, decode_packed_impression
 from stream.quality_gate import QualityGate
-from stream.session import EmittedSlate, SessionState
+from stream.session import EmittedSlate
 from stream.settings import StreamSettings
+from stream.table_store import StateTable, TableStore
 
-__all__ = ["JoinRuntime", "Output", "RawRecord", "StateTable", "TableStore"]
+__all__ = ["JoinRuntime", "Output", "RawRecord", "StateTable", "TableStore", "key_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -63,71 +75,18 @@ class Output(NamedTuple):
     value: bytes | None  # None: a tombstone (a deleted session in the changelog)
 
 
-StateTable = MutableMapping[str, "bytes | SessionState"]
-"""A session table: the state objects this worker wrote, or the bytes recovered from a changelog."""
+def key_partition(key: str, partitions: int) -> int:
+    """Kafka's default (murmur2) partition of a session id: where its records and its table entry live."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-class TableStore(MutableMapping[str, SessionState]):
-    """Session states in memory over a table, written back on :meth:`flush`.
+@dataclass(slots=True)
+class _Partition:
+    """The join of one input partition."""
 
-    ``flush`` stores each changed state *object* in the table (the bytes of a
-    2 KiB state cost up to 8 KiB of RSS for the session's whole life, and the
-    object is in memory anyway) and returns the (key, encoded value or None)
-    changes so the caller can write them to a changelog topic itself (see
-    :class:`JoinRuntime`). Entries recovered from a changelog are bytes
-    (:meth:`SessionState.to_compact` JSON, or the older ``to_dict`` form).
-    """
-
-    def __init__(self, table: StateTable, keys: Iterable[str]) -> None:
-        self._table = table
-        self._cache: dict[str, SessionState] = {}
-        self._dirty: set[str] = set()
-        for key in keys:
-            raw = table.get(key)
-            if raw is None:
-                continue
-            if isinstance(raw, SessionState):
-                self._cache[key] = raw
-                continue
-            try:
-                self._cache[key] = SessionState.from_dict(orjson.loads(raw))
-            except (
-                EventError,
-                ValueError,
-            ) as exc:  # orjson.JSONDecodeError is a ValueError  # a state we cannot read is dropped, loudly
-                log.error("dropping unreadable session state %r: %s", key, exc)
-
-    def __getitem__(self, key: str) -> SessionState:
-        return self._cache[key]
-
-    def __setitem__(self, key: str, value: SessionState) -> None:
-        self._cache[key] = value
-        self._dirty.add(key)
-
-    def __delitem__(self, key: str) -> None:
-        del self._cache[key]
-        self._dirty.add(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._cache)
-
-    def __len__(self) -> int:
-        return len(self._cache)
-
-    def flush(self) -> list[tuple[str, bytes | None]]:
-        """Write every session changed since the last flush; returns the changes written."""
-        changes: list[tuple[str, bytes | None]] = []
-        for key in self._dirty:
-            state = self._cache.get(key)
-            if state is not None:
-                value = orjson.dumps(state.to_compact())
-                self._table[key] = state
-                changes.append((key, value))
-            elif key in self._table:
-                del self._table[key]
-                changes.append((key, None))
-        self._dirty.clear()
-        return changes
+    store: TableStore
+    join: SessionJoin
+    last_input: float  # wall time of the last record read (or of the join's creation)
 
 
 class JoinRuntime:
@@ -171,44 +130,56 @@ class JoinRuntime:
             # outcomes itself (it then gets Emitted examples, as it expects).
             lazy_examples=type(self)._handle is JoinRuntime._handle,
         )
-        self.gate = QualityGate.from_settings(
-            settings, metrics
-        )  # bot rules and user cap (stream.quality_gate)
+        # bot rules and user cap (stream.quality_gate), expiring with the partitions' watermarks
+        self.gate = QualityGate.from_settings(settings, metrics, watermark_expiry=True)
         self._table: StateTable = {} if table is None else table
         self._changelog = changelog_topic
         self._encoder = ExampleEncoder()
         self._clock = clock
-        self._last_input = clock()
-        # (topic, partition) -> (max event ts, wall time seen)
-        self._clocks: dict[tuple[str, int], tuple[float, float]] = {}
         #: Partitions with records the consumer has not read yet (the Faust glue sets it).
         self.backlogged: Callable[[], Collection[tuple[str, int]]] = tuple
-        self._store = TableStore(self._table, ())
-        self._join = SessionJoin(config=self.config, store=self._store)
+        self._parts: dict[int, _Partition] = {}
+        # partition -> topic -> (max event ts, wall time seen); kept across rebuilds
+        self._clocks: dict[int, dict[str, tuple[float, float]]] = {}
         self.rebuild(lambda key: True)
 
     def rebuild(self, owns: Callable[[str], bool]) -> None:
-        """Reload the join with the sessions this worker owns, from the table (after a rebalance).
+        """Reload the joins with the sessions this worker owns, from the table (after a rebalance).
 
-        Entries of partitions owned elsewhere stay in the local table: Faust's
-        recovery decides what the local store holds, and a partition that comes
-        back after a rebalance is recovered on top of it.
+        Each owned session goes to the join of its key's partition. Entries of
+        partitions owned elsewhere stay in the local table: Faust's recovery
+        decides what the local store holds, and a partition that comes back
+        after a rebalance is recovered on top of it. The partitions' clocks
+        are kept (a partition revoked stops delivering: its clocks go idle).
         """
-        self._store = TableStore(self._table, [k for k in list(self._table.keys()) if owns(k)])
-        self._join = SessionJoin(config=self.config, store=self._store)
-        self.metrics.open_sessions.set(len(self._store))
+        keys: dict[int, list[str]] = {}
+        for key in list(self._table.keys()):
+            if owns(key):
+                keys.setdefault(key_partition(key, self.settings.partitions), []).append(key)
+        now = self._clock()
+        self._parts = {}
+        for p, mine in sorted(keys.items()):
+            self._part(p, now, mine)
+        self.metrics.open_sessions.set(self.open_sessions)
 
     @property
     def open_sessions(self) -> int:
-        return len(self._store)
+        return sum(len(part.store) for part in self._parts.values())
+
+    def _part(self, partition: int, now: float, keys: Iterable[str] = ()) -> _Partition:
+        """The join of ``partition``, made (from the table's ``keys``) on first use."""
+        part = self._parts.get(partition)
+        if part is None:
+            store = TableStore(self._table, keys)
+            part = _Partition(store, SessionJoin(config=self.config, store=store), now)
+            self._parts[partition] = part
+        return part
 
     def process(self, records: Sequence[RawRecord]) -> list[Output]:
         """Join one micro-batch; returns the records to produce, in order."""
         started = time.perf_counter()
         now = self._clock()
         out: list[Output] = []
-        if records:
-            self._last_input = now
         counts: dict[tuple[str, str], int] = {}  # (topic, outcome) -> events: one counter call per batch
         for rec in records:
             key = (rec.topic, self._one(rec, now, out))
@@ -228,14 +199,18 @@ class JoinRuntime:
     def flush_all(self) -> list[Output]:
         """End of input (replays): close every window and expire everything."""
         out: list[Output] = []
-        self._handle(self._join.flush(), self._clock(), out)
-        self._flush_state(out)
+        now = self._clock()
+        for _, part in sorted(self._parts.items()):
+            self._handle(part.join.flush(), now, out)
+            self._flush_state(part, out)
         return out
 
     def _one(self, rec: RawRecord, now: float, out: list[Output]) -> str:
         """Decode and join one record; returns its outcome (``ok`` or ``deadletter``)."""
         s = self.settings
         raw = rec.value if rec.value is not None else b""
+        part = self._part(rec.partition, now)
+        part.last_input = now
         try:
             if rec.value is None:
                 raise EventError("payload", "empty record (tombstone)", reason="bad_json")
@@ -243,13 +218,13 @@ class JoinRuntime:
                 imp = decode_packed_impression(raw)
                 self._saw(rec.topic, rec.partition, imp.ts, now)
                 if self.gate.filter is not None:  # the session rules read the impression's header only
-                    self.gate.observe(_header(imp))
-                outcomes = self._join.on_impression(imp)
+                    self.gate.observe(_header(imp), rec.partition)
+                outcomes = part.join.on_impression(imp)
             elif rec.topic == s.topic_interactions:
                 ev = decode_interaction(raw)
                 self._saw(rec.topic, rec.partition, ev.ts, now)
-                self.gate.observe(ev)
-                outcomes = self._join.on_interaction(ev)
+                self.gate.observe(ev, rec.partition)
+                outcomes = part.join.on_interaction(ev)
             else:
                 raise EventError("topic", f"not a join input: {rec.topic!r}")
         except EventError as err:
@@ -266,31 +241,48 @@ class JoinRuntime:
         return "ok"
 
     def _saw(self, topic: str, partition: int, ts: float, now: float) -> None:
-        key = (topic, partition)
-        seen = self._clocks.get(key)
-        self._clocks[key] = (ts if seen is None else max(seen[0], ts), now)
+        clocks = self._clocks.get(partition)
+        if clocks is None:
+            clocks = self._clocks[partition] = {}
+        seen = clocks.get(topic)
+        clocks[topic] = (ts if seen is None else max(seen[0], ts), now)
 
     def _advance(self, now: float, out: list[Output]) -> None:
-        clocks = self._clocks
-        behind = set(self.backlogged())
+        """Move every partition's watermark and run what is due, partition by partition (in order)."""
+        behind: dict[int, set[str]] = {}
+        for topic, partition in self.backlogged():
+            behind.setdefault(partition, set()).add(topic)
+        lagging = float("inf")
+        for p, part in sorted(self._parts.items()):
+            join = part.join
+            self._handle(join.advance(self._watermark(p, part, behind.get(p, set()), now)), now, out)
+            self.gate.expire(p, join.watermark)
+            self._flush_state(part, out)
+            lagging = min(lagging, join.watermark)
+        self.gate.report()
+        self.metrics.open_sessions.set(self.open_sessions)
+        if math.isfinite(lagging):  # the partition furthest behind
+            self.metrics.watermark_lag.set(now - lagging)
+
+    def _watermark(self, partition: int, part: _Partition, behind: set[str], now: float) -> float:
+        """Partition ``partition``'s watermark at wall time ``now`` (``behind``: its topics with unread records)."""
+        clocks = self._clocks.get(partition, {})
+        delay = self.config.watermark_delay_s
         active = [
-            ts for key, (ts, wall) in clocks.items() if now - wall <= self.settings.idle_s or key in behind
+            ts
+            for topic, (ts, wall) in clocks.items()
+            if now - wall <= self.settings.idle_s or topic in behind
         ]
-        if behind - clocks.keys():  # unread records of a partition not seen yet: they may be the oldest
-            base = self._join.watermark + self.config.watermark_delay_s
+        if behind - clocks.keys():  # unread records of a topic not seen yet: they may be the oldest
+            base = part.join.watermark + delay
         elif active:
             base = min(active)
-        elif clocks:  # all input idle: let event time follow the wall clock
+        elif clocks:  # the partition's input is idle: let its event time follow the wall clock
             base = max(ts for ts, _ in clocks.values()) + (now - max(wall for _, wall in clocks.values()))
-        else:
-            base = self._join.max_ts  # restored sessions, no input yet
-            base += now - self._last_input if now - self._last_input > self.settings.idle_s else 0.0
-        watermark = min(base, now) - self.config.watermark_delay_s
-        self._handle(self._join.advance(watermark), now, out)
-        self._flush_state(out)
-        self.metrics.open_sessions.set(len(self._store))
-        if self._join.watermark > float("-inf"):
-            self.metrics.watermark_lag.set(now - self._join.watermark)
+        else:  # restored sessions, no input yet
+            base = part.join.max_ts
+            base += now - part.last_input if now - part.last_input > self.settings.idle_s else 0.0
+        return min(base, now) - delay
 
     def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
         m = self.metrics
@@ -358,8 +350,8 @@ class JoinRuntime:
         if corrections:
             m.examples.labels("correction").inc(corrections)
 
-    def _flush_state(self, out: list[Output]) -> None:
-        changes = self._store.flush()
+    def _flush_state(self, part: _Partition, out: list[Output]) -> None:
+        changes = part.store.flush()
         if self._changelog is not None:
             out.extend(Output(self._changelog, key.encode(), value) for key, value in changes)
 

@@ -10,7 +10,10 @@ not use up anyone's allowance. Both are counted in the join worker's metrics:
 sessions flagged by rule, examples dropped by reason, users capped.
 
 The same object runs in the Faust join worker (:mod:`stream.join_runtime`)
-and in the in-process simulator (:mod:`sim.closed_loop`).
+and in the in-process simulator (:mod:`sim.closed_loop`). In the join worker
+the session rules' state expires against each partition's watermark
+(``watermark_expiry=True``: the runtime calls :meth:`QualityGate.expire`
+after every advance); in the simulator, against the largest event time seen.
 
 >>> from stream.events import Interaction
 >>> gate = QualityGate(cap=UserCap(max_examples=1, window_s=60.0))
@@ -45,6 +48,9 @@ class QualityGate:
         The per-user cap; None switches it off.
     metrics
         The join worker's metrics (None: count nothing, e.g. in the simulator).
+    watermark_expiry
+        Expire the session rules' state only through :meth:`expire` (the
+        join worker's per-partition watermarks) instead of on every record.
     """
 
     def __init__(
@@ -53,9 +59,14 @@ class QualityGate:
         rules: TrafficRules | None = None,
         cap: UserCap | None = None,
         metrics: StreamMetrics | None = None,
+        watermark_expiry: bool = False,
     ) -> None:
         self.metrics = metrics
-        self.filter = None if rules is None else TrafficFilter(rules, on_flag=self._flagged)
+        self.filter = (
+            None
+            if rules is None
+            else TrafficFilter(rules, on_flag=self._flagged, self_clocked=not watermark_expiry)
+        )
         self.cap = cap
         if cap is not None:
             cap.on_capped = self._capped
@@ -63,7 +74,9 @@ class QualityGate:
         self.flagged: dict[str, int] = {}
 
     @classmethod
-    def from_settings(cls, settings: StreamSettings, metrics: StreamMetrics | None = None) -> QualityGate:
+    def from_settings(
+        cls, settings: StreamSettings, metrics: StreamMetrics | None = None, *, watermark_expiry: bool = False
+    ) -> QualityGate:
         """The gate the settings describe (``SMARTTRIP_TRAFFIC_FILTER``, ``SMARTTRIP_BOT_*``, ``SMARTTRIP_USER_CAP_*``)."""
         s = settings
         rules = (
@@ -85,18 +98,29 @@ class QualityGate:
             if s.user_cap_examples
             else None
         )
-        return cls(rules=rules, cap=cap, metrics=metrics)
+        return cls(rules=rules, cap=cap, metrics=metrics, watermark_expiry=watermark_expiry)
 
-    def observe(self, record: Impression | Interaction) -> None:
-        """Feed one decoded input record to the session rules."""
+    def observe(self, record: Impression | Interaction, partition: int = 0) -> None:
+        """Feed one decoded input record (read from input ``partition``) to the session rules."""
         if self.filter is None:
             return
         if isinstance(record, Impression):
-            self.filter.observe_impression(record)
+            self.filter.observe_impression(record, partition)
         else:
-            self.filter.observe_interaction(record)
-        if self.metrics is not None:
+            self.filter.observe_interaction(record, partition)
+
+    def expire(self, partition: int, watermark: float) -> int:
+        """Forget the rule state of ``partition``'s sessions idle for the TTL at ``watermark``; how many."""
+        return 0 if self.filter is None else self.filter.expire(watermark, partition)
+
+    def report(self) -> None:
+        """Set the gauges of the entries held (sessions of the rules, users of the cap)."""
+        if self.metrics is None:
+            return
+        if self.filter is not None:
             self.metrics.quality_tracked.labels("sessions").set(len(self.filter))
+        if self.cap is not None:
+            self.metrics.quality_tracked.labels("users").set(len(self.cap))
 
     def admit(self, example: Example) -> str | None:
         """None if ``example`` may reach the learners, else the reason it is dropped (counted)."""

@@ -9,12 +9,13 @@ clean input the join's outcome is simple enough to compute directly:
 1. decode every record with the codec (the same validation as the join);
 2. replay the watermark per micro-batch exactly as
    :class:`~stream.replay.Replayer` drives :class:`~stream.join_runtime.JoinRuntime`
-   (broker-time clock, per-topic event clocks, idleness, delay);
+   (broker-time clock, one watermark per input partition from its per-topic
+   event clocks, idleness, delay);
 3. attribute each interaction to its slate by the rules of
    :mod:`stream.session`, and find the micro-batch whose watermark closes
-   each slate; order the closes of one batch as the join's heap does (by
-   the session's deadline, then session id; a session's due slates in
-   arrival order);
+   each slate; order the closes of one batch as the joins' heaps do (by
+   partition, then the session's deadline, then session id; a session's due
+   slates in arrival order);
 4. build the examples' arrays (φ, reward, position, propensity, randomized,
    clicked) for all slates at once, and learn each batch's examples, per
    segment, through the learner runtime's own models and drift monitor (see
@@ -76,7 +77,7 @@ class _Slate:
     end: float
     trips: dict[str, int]
     first_item: int  # row of its first item in the item arrays
-    close: int = -1  # batch whose advance closes it (len(watermarks): the final flush)
+    close: int = -1  # batch whose advance closes it (the number of batches: the final flush)
     forget: int = -1  # batch whose advance forgets it
 
 
@@ -143,9 +144,12 @@ class ColumnarReplayer:
         s = self.settings
         delay, lateness = s.watermark_delay_s, s.allowed_lateness_s
         arrivals: list[tuple[int, Slate | Interaction]] = []  # (batch, record) in input order
-        watermarks: list[float] = []  # after each batch's advance
-        topic_clock: dict[str, tuple[float, float]] = {}
-        now, events, ignored = _NO_CLOCK, 0, 0
+        # The join runtime's per-partition joins: each partition's clocks (topic -> (max ts, wall
+        # seen)) and its watermark after each batch's advance (-inf before its join existed).
+        clocks: dict[int, dict[str, tuple[float, float]]] = {}
+        marks: dict[int, list[float]] = {}
+        part_of: dict[str, int] = {}  # session -> partition (co-partitioned: one each)
+        n_batches, now, events, ignored = 0, _NO_CLOCK, 0, 0
         for start in range(0, len(recs), self.batch_size):
             used = [
                 r
@@ -159,7 +163,7 @@ class ColumnarReplayer:
             stamped = [r.timestamp_ms for r in used if r.timestamp_ms > 0]
             if stamped:
                 now = max(stamped) / 1000.0
-            b = len(watermarks)
+            b = n_batches
             for r in used:
                 if r.value is None:
                     raise Fallback("a tombstone record")
@@ -171,25 +175,35 @@ class ColumnarReplayer:
                         rec = fast_interaction(r.value) or decode_interaction(r.value)
                 except Exception as exc:  # EventError, or anything the join would dead-letter
                     raise Fallback(f"a record the join dead-letters ({type(exc).__name__})") from None
+                if part_of.setdefault(rec.session_id, r.partition) != r.partition:
+                    raise Fallback(f"session {rec.session_id!r} read from two partitions")
                 arrivals.append((b, rec))
-                seen = topic_clock.get(r.topic)
-                topic_clock[r.topic] = (rec.ts if seen is None else max(seen[0], rec.ts), now)
-            active = [t for t, wall in topic_clock.values() if now - wall <= s.idle_s]
-            base = min(active)  # this batch's topics are active: never empty
-            target = min(base, now) - delay
-            watermarks.append(max(watermarks[-1], target) if watermarks else target)
+                mine = clocks.setdefault(r.partition, {})
+                seen = mine.get(r.topic)
+                mine[r.topic] = (rec.ts if seen is None else max(seen[0], rec.ts), now)
+                marks.setdefault(r.partition, [-math.inf] * b)
+            for p, mine in clocks.items():  # JoinRuntime._watermark, without a consumer (nothing backlogged)
+                active = [t for t, wall in mine.values() if now - wall <= s.idle_s]
+                if active:
+                    base = min(active)
+                else:  # the partition's input is idle: its event time follows the wall clock
+                    base = max(t for t, _ in mine.values()) + (now - max(w for _, w in mine.values()))
+                done = marks[p]
+                done.append(max(done[-1], min(base, now) - delay) if done else min(base, now) - delay)
+            n_batches += 1
         self.stats.events, self.stats.ignored = events, ignored
         if not arrivals:
             return
-        slates, attached = _check(arrivals, watermarks, s)
-        if not gate_admits_all(arrivals, s):
+        slates, attached = _check(arrivals, marks, part_of, s)
+        highest = [max(m[b] for m in marks.values()) for b in range(n_batches)]
+        if not gate_admits_all(arrivals, s, highest):
             raise Fallback("the quality gate could drop examples (bot rules or the user cap)")
-        n_batches = len(watermarks)
-        for sl in slates:  # first advance whose watermark passes the end (or the flush)
-            sl.close = max(sl.batch, bisect.bisect_right(watermarks, sl.end))
-            gone = bisect.bisect_right(watermarks, sl.end + lateness)
+        for sl in slates:  # first advance whose watermark (its partition's) passes the end (or the flush)
+            done = marks[part_of[sl.imp.session_id]]
+            sl.close = max(sl.batch, bisect.bisect_right(done, sl.end))
+            gone = bisect.bisect_right(done, sl.end + lateness)
             sl.forget = max(sl.close, gone)
-        order = _emission_order(slates, n_batches, lateness)
+        order = _emission_order(slates, n_batches, lateness, part_of)
         self._learn(slates, attached, order)
 
     def _learn(
@@ -219,19 +233,27 @@ class ColumnarReplayer:
 
 
 def _check(
-    arrivals: list[tuple[int, Slate | Interaction]], watermarks: list[float], s: StreamSettings
+    arrivals: list[tuple[int, Slate | Interaction]],
+    marks: dict[int, list[float]],
+    part_of: dict[str, int],
+    s: StreamSettings,
 ) -> tuple[list[_Slate], list[tuple[int, Interaction]]]:
-    """Slates and (item row, interaction) attachments, or :class:`Fallback` if the join would do more."""
+    """Slates and (item row, interaction) attachments, or :class:`Fallback` if the join would do more.
+
+    ``marks``: each partition's watermark after each batch; ``part_of``: each session's partition.
+    """
     window, lateness = s.join_window_s, s.allowed_lateness_s
     slates: list[_Slate] = []
     by_request: dict[str, int] = {}
     by_session: dict[str, list[int]] = {}
-    before = [-math.inf, *watermarks]  # watermark in force while batch b's records are joined: before[b]
+    # watermark in force while batch b's records of partition p are joined: befores[p][b]
+    befores = {p: [-math.inf, *done] for p, done in marks.items()}
     rows = 0
     attached: list[tuple[int, Interaction]] = []
     joined: dict[tuple[str, str], int] = {}  # (session, event id) -> the slate it joined
     fresh: dict[str, int] = {}  # interactions of each session, repeats excluded
     for b, rec in arrivals:
+        before = befores[part_of[rec.session_id]]
         if isinstance(rec, Slate):
             rid = rec.request_id
             if rid in by_request:
@@ -281,10 +303,13 @@ def _check(
     return slates, attached
 
 
-def _emission_order(slates: list[_Slate], n_batches: int, lateness: float) -> list[list[int]]:
+def _emission_order(
+    slates: list[_Slate], n_batches: int, lateness: float, part_of: dict[str, int]
+) -> list[list[int]]:
     """Slates closed by each advance (the last: the final flush), in the order the join emits them.
 
-    The join pops sessions from a heap by (deadline, session id), the deadline
+    The runtime advances its partitions' joins in partition order; each pops
+    its sessions from a heap by (deadline, session id), the deadline
     being the session's earliest pending time (an open slate's end, a closed
     one's end + lateness) when the advance starts; a popped session closes
     all its due slates in arrival order.
@@ -292,7 +317,7 @@ def _emission_order(slates: list[_Slate], n_batches: int, lateness: float) -> li
     by_session: dict[str, list[int]] = {}
     for i, sl in enumerate(slates):
         by_session.setdefault(sl.imp.session_id, []).append(i)
-    keyed: list[tuple[int, float, str, list[int]]] = []
+    keyed: list[tuple[int, int, float, str, list[int]]] = []
     for session_id, mine in by_session.items():
         for p in sorted({slates[i].close for i in mine}):
             deadline = min(
@@ -300,10 +325,11 @@ def _emission_order(slates: list[_Slate], n_batches: int, lateness: float) -> li
                 for sl in (slates[i] for i in mine)
                 if sl.batch <= p and sl.forget >= p
             )
-            keyed.append((p, deadline, session_id, [i for i in mine if slates[i].close == p]))
-    keyed.sort(key=lambda k: (k[0], k[1], k[2]))
+            closing = [i for i in mine if slates[i].close == p]
+            keyed.append((p, part_of[session_id], deadline, session_id, closing))
+    keyed.sort(key=lambda k: (k[0], k[1], k[2], k[3]))
     out: list[list[int]] = [[] for _ in range(n_batches + 1)]
-    for p, _, _, closing in keyed:
+    for p, _, _, _, closing in keyed:
         out[p] += closing
     return [batch for batch in out if batch]
 

@@ -21,11 +21,18 @@ Rules (defaults in :class:`TrafficRules`; event times, seconds):
 ``many_slates``
     the session has shown more than ``max_slates`` slates.
 
-State expires: a session not seen for ``state_ttl_s`` of event time (the
-largest event time observed) is forgotten, verdict included, so memory is
-bounded by the sessions active in the last ``state_ttl_s``. The TTL must
-outlast the join's window + lateness so a verdict lives as long as the
-session can still emit examples (checked in :mod:`stream.settings`).
+State expires: a session whose last event time lies more than
+``state_ttl_s`` behind its partition's clock is forgotten, verdict included,
+so memory is bounded by the sessions active in the last ``state_ttl_s`` of
+each partition. The clock is, by default, the largest event time observed in
+the partition (the simulator); the join worker passes its partition's
+watermark instead (``self_clocked=False`` and :meth:`TrafficFilter.expire`),
+so a partition read behind the others keeps its sessions exactly as long as
+the join keeps their slates, and one read ahead does not pin them. Expiry
+costs O(expired) per call: a heap per partition orders sessions by their
+last event time. The TTL must outlast the join's window + lateness so a
+verdict lives as long as the session can still emit examples (checked in
+:mod:`stream.settings`).
 Repeated events (same ``event_id`` / ``request_id``, e.g. redelivered after
 a crash) are recognised among the last ones of the session and not counted
 twice. The event contract has no bot flag from the frontend, so there is no
@@ -43,6 +50,7 @@ rule for one.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,8 +103,8 @@ class TrafficRules:
 @dataclass(slots=True)
 class _Session:
     first_ts: float
-    last_ts: float
-    seen_at: float  # largest event time of the filter when last touched (drives expiry)
+    last_ts: float  # drives expiry: the session goes once its partition's clock passes last_ts + TTL
+    partition: int
     last_click_ts: float | None = None
     fast_clicks: int = 0
     slates: int = 0
@@ -116,15 +124,26 @@ class TrafficFilter:
         Thresholds; defaults to :class:`TrafficRules`.
     on_flag
         Called once per flagged session with ``(session_id, rule)`` (metrics, logs).
+    self_clocked
+        Expire on every observed record against the largest event time seen in
+        its partition (default); False: only when :meth:`expire` is called with
+        the caller's clock (the join worker: its partition's watermark).
     """
 
     def __init__(
-        self, rules: TrafficRules | None = None, *, on_flag: Callable[[str, Rule], None] | None = None
+        self,
+        rules: TrafficRules | None = None,
+        *,
+        on_flag: Callable[[str, Rule], None] | None = None,
+        self_clocked: bool = True,
     ) -> None:
         self.rules = rules if rules is not None else TrafficRules()
+        self.self_clocked = self_clocked
         self._on_flag = on_flag
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()  # least recently touched first
-        self._now = float("-inf")
+        self._sessions: dict[str, _Session] = {}
+        # partition -> heap of (last_ts, session_id); an entry is stale once its session's last_ts moved on
+        self._expiry: dict[int, list[tuple[float, str]]] = {}
+        self._clock: dict[int, float] = {}  # partition -> largest event time observed (self-clocked)
 
     def __len__(self) -> int:
         """Sessions currently remembered."""
@@ -135,8 +154,9 @@ class TrafficFilter:
         s = self._sessions.get(session_id)
         return None if s is None else s.verdict
 
-    def observe_impression(self, imp: Impression) -> None:
-        s = self._touch(imp.session_id, imp.ts)
+    def observe_impression(self, imp: Impression, partition: int = 0) -> None:
+        """Count a slate of the session (``partition``: the input partition it was read from)."""
+        s = self._touch(imp.session_id, imp.ts, partition)
         if s is None or self._repeat(s, "r:" + imp.request_id):
             return
         s.slates += 1
@@ -146,8 +166,9 @@ class TrafficFilter:
             s.clicks.popitem(last=False)
         self._judge(imp.session_id, s)
 
-    def observe_interaction(self, ev: Interaction) -> None:
-        s = self._touch(ev.session_id, ev.ts)
+    def observe_interaction(self, ev: Interaction, partition: int = 0) -> None:
+        """Count an interaction of the session (clicks only feed the rules)."""
+        s = self._touch(ev.session_id, ev.ts, partition)
         if s is None or self._repeat(s, "e:" + ev.event_id) or ev.type != "click":
             return
         if s.last_click_ts is not None and abs(ev.ts - s.last_click_ts) < self.rules.min_click_gap_s:
@@ -167,27 +188,39 @@ class TrafficFilter:
                 s.clicks.popitem(last=False)
         self._judge(ev.session_id, s, clicked_trips)
 
-    def expire(self) -> int:
-        """Forget sessions idle for ``state_ttl_s`` of event time; returns how many."""
-        horizon = self._now - self.rules.state_ttl_s
+    def expire(self, now: float | None = None, partition: int = 0) -> int:
+        """Forget the sessions of ``partition`` whose last event time is more than ``state_ttl_s`` before
+        ``now`` (default: the largest event time observed in the partition); returns how many.
+
+        Costs O(log n) per entry popped (sessions expired, or stale entries of sessions seen again).
+        """
+        clock = self._clock.get(partition, float("-inf")) if now is None else now
+        heap = self._expiry.get(partition)
+        horizon = clock - self.rules.state_ttl_s
         n = 0
-        while self._sessions:
-            session_id, s = next(iter(self._sessions.items()))
-            if s.seen_at >= horizon:
-                break
-            del self._sessions[session_id]
-            n += 1
+        while heap and heap[0][0] < horizon:
+            ts, session_id = heapq.heappop(heap)
+            s = self._sessions.get(session_id)
+            if s is not None and s.last_ts == ts and s.partition == partition:
+                del self._sessions[session_id]
+                n += 1
         return n
 
-    def _touch(self, session_id: str, ts: float) -> _Session | None:
-        self._now = max(self._now, ts)
+    def _touch(self, session_id: str, ts: float, partition: int) -> _Session | None:
         s = self._sessions.get(session_id)
         if s is None:
-            s = self._sessions[session_id] = _Session(first_ts=ts, last_ts=ts, seen_at=self._now)
+            s = self._sessions[session_id] = _Session(first_ts=ts, last_ts=ts, partition=partition)
+            heapq.heappush(self._expiry.setdefault(partition, []), (ts, session_id))
         else:
-            s.first_ts, s.last_ts, s.seen_at = min(s.first_ts, ts), max(s.last_ts, ts), self._now
-            self._sessions.move_to_end(session_id)
-        self.expire()
+            s.first_ts = min(s.first_ts, ts)
+            if ts > s.last_ts:
+                s.last_ts = ts
+                heapq.heappush(self._expiry.setdefault(s.partition, []), (ts, session_id))
+        if self.self_clocked:
+            clock = self._clock.get(s.partition, float("-inf"))
+            if ts > clock:
+                self._clock[s.partition] = ts
+                self.expire(ts, s.partition)
         return None if s.verdict is not None else s  # a flagged session needs no more counting
 
     def _repeat(self, s: _Session, key: str) -> bool:

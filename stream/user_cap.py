@@ -11,7 +11,12 @@ a user contributes at most ``max_examples``; in any interval of length
 
 Every example record counts, corrections included (a late click re-emits the
 examples it changed), so the bound holds for what the learners read. State
-expires: users whose last window has ended are forgotten.
+expires: once an example of a later window is seen, the users of earlier
+windows are forgotten, at a cost O(expired) (users are kept in order of
+their window). The join worker's partitions close windows at their own event
+times (each has its own watermark), so examples reach the cap slightly out
+of window order; an example of a window already ended starts a fresh count
+for its user, forgotten at the next window change.
 
 Scope: one cap per join worker. Sessions (not users) are the partition key,
 so with ``W`` join workers a user whose sessions hash to several partitions

@@ -11,8 +11,10 @@ the backlog spans several of them: the held state must plateau and RSS must
 stop growing like the input. Then the lag is 0 and every example is there,
 counted exactly against what was produced.
 
-The drain runs once per module; one test judges lag and memory, the other
-the exact count (a known defect, see its xfail reason).
+The drain runs once per module; one test judges lag and memory, one the
+traffic-quality state (the bot rules' sessions, expiring with each
+partition's watermark, and the user cap's users; see its xfail reason), one
+the exact count.
 
 Sizes: 100,000 events in CI (~64,500 sessions, 100 s of event time);
 ``SMARTTRIP_FAULTS_SCALE=full``: 1,000,000 events (the issue's figure,
@@ -114,13 +116,6 @@ def drain() -> Iterator[Drain]:
     yield Drain(produced, expected, samples, drained_s, lag, final, [json.loads(v) for _, _, v in values])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="memory plateau not shown at CI size since the watermark fix (session 3): the join no longer "
-    "dead-letters the backlog, so it holds every session for window + lateness; RSS 206 -> 323 (half drained) "
-    "-> 434 MiB (peak), open sessions 35,388 / 42,199, traffic-quality entries 19,657 / 62,286 (first / second "
-    "half; the user cap keeps every user of its 25 s window). Before the fix it passed by dropping ~70,000 events",
-)
 def test_backlog_drains_to_zero_lag_with_bounded_state_and_memory(drain: Drain) -> None:
     samples, produced = drain.samples, drain.produced
     assert drain.lag == 0
@@ -146,9 +141,11 @@ def test_backlog_drains_to_zero_lag_with_bounded_state_and_memory(drain: Drain) 
 
 @pytest.mark.xfail(
     strict=False,
-    reason="the traffic-quality state (stream/quality_gate.py: bot rules and user cap, TTL 25 s of event time "
-    "here) kept growing through the drain: peak 17,987 entries in the first half, 56,512 in the second "
-    "(100,000 events; the join's own sessions plateaued, 21,329 / 15,856)",
+    reason="intermittent since the quality gauge counts the user cap's users too (before, only the bot rules' "
+    "sessions): both parts are bounded — the rules' sessions expire with their partition's watermark and peak "
+    "alike in both halves (~35,000, mostly clicks read ahead of their slates in one fetch), the cap holds the "
+    "users of one 25 s window (a saw-tooth up to ~18,000) — but the cap may still be nearly empty when the "
+    "sessions peak in the first half: second / first half peak 1.07-1.25 (e.g. 40,021 / 48,418), passed 4 of 8 runs",
 )
 def test_backlog_traffic_quality_state_plateaus(drain: Drain) -> None:
     first = [s[4] for s in drain.samples if 0 < s[1] < drain.produced / 2]
