@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from sim.config import load_config
 from sim.demo import run_demo
+from sim.driver import RequestOutcome
 
 VARIANTS = ("rules", "logistic", "linucb", "vw")
 
@@ -34,13 +36,18 @@ def margin(rate: int, duration_s: int, seed: int) -> tuple[float, dict[str, floa
     for v in VARIANTS:
         rows = [o for o in half if o.variant == v]
         ctr[v] = sum(o.clicks for o in rows) / max(1, sum(o.slots for o in rows))
-    rules = [o for o in half if o.variant == "rules"]
-    learned = [o for o in half if o.variant != "rules"]
+    p_l, p_r, se = learned_vs_rules(half)
+    return (p_l - p_r) / se, ctr
+
+
+def learned_vs_rules(outcomes: Sequence[RequestOutcome]) -> tuple[float, float, float]:
+    """(pooled CTR of the learned variants, the rules' CTR, standard error of their difference)."""
+    rules = [o for o in outcomes if o.variant == "rules"]
+    learned = [o for o in outcomes if o.variant != "rules"]
     c_r, n_r = sum(o.clicks for o in rules), sum(o.slots for o in rules)
     c_l, n_l = sum(o.clicks for o in learned), sum(o.slots for o in learned)
     p_r, p_l = c_r / n_r, c_l / n_l
-    se = math.sqrt(p_r * (1 - p_r) / n_r + p_l * (1 - p_l) / n_l)
-    return (p_l - p_r) / se, ctr
+    return p_l, p_r, math.sqrt(p_r * (1 - p_r) / n_r + p_l * (1 - p_l) / n_l)
 
 
 def main() -> None:

@@ -168,16 +168,7 @@ class PackedImpression:
              "phi": values[k * dim : (k + 1) * dim].tolist(), "randomized": r}
             for k, (t, p, s, q, r) in enumerate(zip(trips, *columns.values(), strict=True))
         ]  # fmt: skip
-        keys = (
-            "request_id",
-            "session_id",
-            "user_id",
-            "segment",
-            "policy",
-            "model_version",
-            "feature_version",
-        )
-        record = {k: obj.get(k) for k in keys} | {
+        record = {k: obj.get(k) for k in _IMPRESSION_STRS} | {
             "v": SCHEMA_VERSION, "kind": "impression", "ts": obj.get("ts"), "phi_names": obj.get("phi_names"),
             "catalog_version": obj.get("catalog_version"), "slate": slate,
         }  # fmt: skip

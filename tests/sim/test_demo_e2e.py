@@ -12,11 +12,11 @@ the rules' own CTR by about ±1 percentage point
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 
+from bench.demo_margin import learned_vs_rules
 from sim.config import load_config
 from sim.demo import run_demo
 
@@ -36,12 +36,7 @@ def test_short_demo_learns_beyond_the_rules(tmp_path: Path) -> None:
     for variant in ("logistic", "linucb", "vw"):
         assert {o.policy for o in late if o.variant == variant} == {variant}
     half = [o for o in outcomes if o.t >= 30]
-    rules = [o for o in half if o.variant == "rules"]
-    learned = [o for o in half if o.variant != "rules"]
-    c_r, n_r = sum(o.clicks for o in rules), sum(o.slots for o in rules)
-    c_l, n_l = sum(o.clicks for o in learned), sum(o.slots for o in learned)
-    p_r, p_l = c_r / n_r, c_l / n_l
-    se = math.sqrt(p_r * (1 - p_r) / n_r + p_l * (1 - p_l) / n_l)
+    p_l, p_r, se = learned_vs_rules(half)
     assert p_l - p_r > 3 * se, f"learned {p_l:.4f} vs rules {p_r:.4f}, se {se:.4f}"
     assert result.freshness_p50_s is not None and result.freshness_p50_s < 30
     assert (tmp_path / "report.json").exists() and (tmp_path / "ctr_over_time.png").stat().st_size > 10_000
