@@ -41,9 +41,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from aiokafka.partitioner import murmur2
-
 from monitoring.stream_metrics import StreamMetrics, position_label
+from stream.batch_producer import murmur2_partition
 from stream.codec import decode_interaction, encode
 from stream.errors import EventError
 from stream.events import DeadLetter, Impression
@@ -77,7 +76,7 @@ class Output(NamedTuple):
 
 def key_partition(key: str, partitions: int) -> int:
     """Kafka's default (murmur2) partition of a session id: where its records and its table entry live."""
-    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return murmur2_partition(key.encode(), partitions)
 
 
 @dataclass(slots=True)
