@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -57,11 +58,39 @@ def free_loopback_port() -> int:
 
     The port is released before the child binds it, so another process can
     take it in between; callers retry a start that fails for that reason.
+
+    It is picked *outside* the kernel's ephemeral range (where ``bind(0)``
+    would pick it). A client polling a port that is not listening yet can
+    otherwise be given that very port as its own source port and connect to
+    itself (TCP simultaneous open): it then reads its own request back as the
+    reply, and a readiness check passes before the server exists.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    low, high = _ephemeral_range()
+    pool = [p for p in range(_LOWEST_PORT, 65536) if not low <= p <= high]
+    for _ in range(100 if pool else 0):
+        port = pool[secrets.randbelow(len(pool))]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # the range covers every port
         sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        any_port: int = sock.getsockname()[1]
+        return any_port
+
+
+_LOWEST_PORT = 10_000  # below this are registered services a developer may run
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
 
 
 def wait_for_port(port: int, *, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:

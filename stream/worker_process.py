@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,13 +19,14 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from stream._managed_process import free_loopback_port
+
 __all__ = ["WorkerProcess", "free_port"]
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port outside the ephemeral range: see :func:`free_loopback_port`."""
+    return free_loopback_port()
 
 
 class WorkerProcess:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -38,7 +39,7 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, {}
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not listening yet, or a broken reply
         return 0, {}
 
 

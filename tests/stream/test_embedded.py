@@ -15,6 +15,7 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
+from stream._managed_process import free_loopback_port
 from stream.embedded import (
     DEFAULT_TOPICS,
     ENV_KAFKA_BOOTSTRAP,
@@ -216,3 +217,13 @@ def test_crashed_reports_children_that_died_on_their_own(monkeypatch: pytest.Mon
             time.sleep(0.02)
         assert svc.crashed() == ["redis"]
         assert "Ready to accept connections" in svc.redis_log_tail()
+
+
+def test_free_ports_lie_outside_the_ephemeral_range() -> None:
+    # A client's source port comes from the ephemeral range; a server port from it could be handed to a
+    # client polling it before the server listens, which then connects to itself (seen in CI: a readiness
+    # poll read its own "GET /readyz" back as the reply).
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = {free_loopback_port() for _ in range(50)}
+    assert all(not low <= p <= high for p in ports), sorted(ports)
+    assert len(ports) > 40  # spread, so concurrent tests rarely pick the same one
