@@ -137,6 +137,12 @@ class StreamMetrics:
             ["topic"],
             registry=r,
         )
+        self.log_gated = Gauge(
+            "smarttrip_stream_log_gated_partitions",
+            "Input partitions being read contiguously from a new log's start (the broker lost its log); "
+            "back to 0 once their commits in the new log caught up.",
+            registry=r,
+        )
         self._slate: dict[tuple[str, str, int, bool], tuple[Any, ...]] = {}
 
     def slate_item(self, policy: str, segment: str, position: int, clicked: bool, n: int = 1) -> None:

@@ -234,6 +234,8 @@ def create_app(
         lags = consumer_lag(app, (settings.topic_impressions, settings.topic_interactions))
         for topic, lag in lags.items():
             metrics.consumer_lag.labels(topic).set(lag)
+        if epochs is not None:
+            metrics.log_gated.set(len(epochs.gate.expected()))
 
     return StreamApp(app, settings, metrics, runtime)
 

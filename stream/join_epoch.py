@@ -85,16 +85,24 @@ class OffsetGate:
     """
 
     def __init__(
-        self, *, retry_s: float = 0.5, give_up_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        retry_s: float = 0.5,
+        give_up_s: float = 30.0,
+        quiet_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.retry_s = retry_s
         self.give_up_s = give_up_s
+        self.quiet_s = quiet_s
         self._clock = clock
         self._next: dict[Any, int] = {}
         self._admitted: dict[Any, int] = {}  # highest offset admitted since the reset (-1: none)
         self._asked: dict[Any, float] = {}
         self._waiting_since: dict[Any, float] = {}
         self._seeks: dict[Any, int] = {}
+        self._refused_at: dict[Any, float] = {}
+        self._committed: dict[Any, int] = {}  # last commit that went through since the reset
         self.refused = 0
         self.gaps_accepted = 0
 
@@ -105,12 +113,19 @@ class OffsetGate:
         """``tp`` was sought to a new log's start: expect offset 0 next."""
         self._next[tp] = 0
         self._admitted[tp] = -1
-        for d in (self._asked, self._waiting_since, self._seeks):
+        for d in (self._asked, self._waiting_since, self._seeks, self._refused_at, self._committed):
             d.pop(tp, None)
 
     def forget(self, tp: Any) -> None:
         """``tp`` is no longer ours (revoked)."""
-        for d in (self._next, self._admitted, self._asked, self._waiting_since, self._seeks):
+        for d in (
+            self._next,
+            self._admitted,
+            self._asked,
+            self._waiting_since,
+            self._seeks,
+            self._refused_at,
+        ):
             d.pop(tp, None)
 
     def expected(self) -> dict[Any, int]:
@@ -137,6 +152,7 @@ class OffsetGate:
             self._waiting_since.pop(tp, None)
             return True
         self.refused += 1
+        self._refused_at[tp] = now
         asked = self._asked.get(tp)
         if asked is None or now - asked >= self.retry_s:
             self._asked[tp] = now
@@ -147,6 +163,46 @@ class OffsetGate:
         """Seeks to perform now (tp -> offset), each asked once."""
         seeks, self._seeks = self._seeks, {}
         return seeks
+
+    def committed(self, tp: Any, offset: int) -> None:
+        """A commit of ``offset`` went through: release ``tp`` if that settles it (see :meth:`release_settled`).
+
+        >>> g = OffsetGate(clock=lambda: 0.0)
+        >>> g.reset(("t", 0))
+        >>> [g.admit(("t", 0), o) for o in (0, 1, 2)]
+        [True, True, True]
+        >>> g.committed(("t", 0), 2); bool(g)  # offset 2 admitted, not yet committed
+        True
+        >>> g.committed(("t", 0), 3); bool(g)
+        False
+        """
+        if tp in self._next:
+            self._committed[tp] = offset
+            self._release_if_settled(tp)
+
+    def release_settled(self) -> None:
+        """Release every settled partition (call it now and then: commits stop when input does).
+
+        Settled means every admitted record is committed and nothing was
+        refused for ``quiet_s`` (records fetched from old positions may still
+        sit in the stream's buffer for a while after a seek back): the group's
+        committed offset now belongs to the new log, so Faust's own seek on a
+        rebalance lands right. Released partitions take the fast path again;
+        without this, one broker restart would gate every later batch record
+        by record.
+        """
+        for tp in list(self._committed):
+            self._release_if_settled(tp)
+
+    def _release_if_settled(self, tp: Any) -> None:
+        offset = self._committed.get(tp, 0)
+        if not (offset >= 1 and self._next.get(tp) == offset == self._admitted.get(tp, -2) + 1):
+            return
+        if tp in self._waiting_since or tp in self._seeks:
+            return
+        refused = self._refused_at.get(tp)
+        if refused is None or self._clock() - refused >= self.quiet_s:
+            self.forget(tp)
 
     def may_commit(self, tp: Any, offset: int) -> bool:
         """False for a commit past what was admitted since the reset (an old log's position)."""
@@ -197,6 +253,7 @@ class JoinLogEpochs:
             for topic in await self.epochs.check():
                 await self._reset(topic)
             await self._unstick()
+            self.gate.release_settled()
 
     async def admit(self, events: Sequence[Any]) -> list[Any]:
         """The events of a batch that belong to the confirmed log, in order; the others are never acknowledged."""
@@ -299,7 +356,11 @@ class JoinLogEpochs:
                             {f"{tp.topic}[{tp.partition}]": o for tp, o in offsets.items() if tp not in allowed})  # fmt: skip
             if not allowed:
                 return False
-            return bool(await original(allowed, start_new_transaction=start_new_transaction))
+            ok = bool(await original(allowed, start_new_transaction=start_new_transaction))
+            if ok and self.gate:
+                for tp, offset in allowed.items():
+                    self.gate.committed(tp, offset)
+            return ok
 
         consumer._commit_offsets = gated
         self._gated_consumer = consumer

@@ -73,6 +73,12 @@ def test_join_worker_keeps_joining_after_the_broker_restarts_empty(
         if frozen:
             os.kill(worker.pid, signal.SIGCONT)
         second = read_examples(services, run.examples, distinct=expected_after.examples, timeout=60)
+        # Once the new log's commits caught up, every partition leaves the gate (batches take the fast path).
+        gated = worker.metrics()["smarttrip_stream_log_gated_partitions{}"]
+        deadline = time.monotonic() + 30
+        while gated and time.monotonic() < deadline:
+            time.sleep(0.5)
+            gated = worker.metrics()["smarttrip_stream_log_gated_partitions{}"]
         alive = worker.alive()
         log = worker.log_tail(60)
     finally:
@@ -82,3 +88,4 @@ def test_join_worker_keeps_joining_after_the_broker_restarts_empty(
     audit = audit_examples(second, expected_after)
     assert alive, log
     assert audit.problems == [], (audit.problems, log)
+    assert gated == 0, log

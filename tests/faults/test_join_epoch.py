@@ -149,3 +149,26 @@ def test_gate_accepts_a_gap_that_never_fills() -> None:
     clock.t += 31
     assert gate.admit(tp, 51) is True and gate.gaps_accepted == 1
     assert gate.admit(tp, 52) is True
+
+
+def test_gate_releases_a_partition_once_the_new_log_is_committed_up_to_date() -> None:
+    clock = Clock()
+    gate = OffsetGate(clock=clock)
+    tp, other = ("impressions", 1), ("impressions", 2)
+    gate.reset(tp)
+    gate.reset(other)
+    assert [gate.admit(tp, o) for o in range(5)] == [True] * 5
+    gate.committed(tp, 3)  # records 3 and 4 admitted but not yet committed: still gated
+    assert gate.expected() == {tp: 5, other: 0}
+    gate.admit(other, 7)  # refused, a seek back pending: never released while refusing
+    gate.committed(other, 0)
+    assert other in gate.expected()
+    gate.committed(tp, 5)
+    assert gate.expected() == {other: 0}
+    assert gate.admit(tp, 9_000) is True and gate.may_commit(tp, 9_001)  # Faust's own bookkeeping again
+    assert [gate.admit(other, 0), gate.take_seeks()] == [True, {other: 0}]
+    gate.committed(other, 1)
+    assert other in gate.expected()  # refused a moment ago: old-position records may still be buffered
+    clock.t += 10.0
+    gate.release_settled()  # no new commit needed once the input went quiet
+    assert not gate  # every partition released: batches take the fast path
