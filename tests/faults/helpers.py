@@ -6,9 +6,11 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as AioTopicPartition
@@ -17,6 +19,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from stream.batch_producer import BatchSender
 from stream.embedded import EmbeddedServices
 from stream.synthetic import Expected, TopicRecord, synthetic_sessions
+
+T = TypeVar("T")
 
 #: Events (impressions + clicks, duplicates included) per synthetic session with
 #: slate_size=5 and the default click probability: ~1.59; sessions are sized from it.
@@ -83,6 +87,16 @@ class PacedProducer(threading.Thread):
         return self.sent
 
 
+def _blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(make())``; in a thread of its own when this thread already runs a loop (async tests)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
 def produce_all(services: EmbeddedServices, records: Sequence[TopicRecord]) -> int:
     """Produce every record as fast as the broker takes them, in order per partition; returns the count.
 
@@ -104,7 +118,7 @@ def produce_all(services: EmbeddedServices, records: Sequence[TopicRecord]) -> i
         finally:
             await p.stop()
 
-    asyncio.run(produce())
+    _blocking(produce)
     return len(records)
 
 
@@ -260,4 +274,4 @@ def read_records(services: EmbeddedServices, topic: str, partitions: int) -> lis
         finally:
             await consumer.stop()
 
-    return asyncio.run(read())
+    return _blocking(read)
