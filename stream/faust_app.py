@@ -18,20 +18,21 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import faust
 
 from monitoring.consumer_lag import consumer_lag, partition_lags
 from monitoring.stream_metrics import StreamMetrics
 from stream.batch_producer import murmur2_partition, sender_for
-from stream.changelog_tail import apply_tail, read_tail
 from stream.join_epoch import JoinLogEpochs
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.log_epoch import AUTO, LogEpochs
 from stream.session import SessionState
+from stream.session_store import STORE_URL, SessionStore
 from stream.settings import StreamSettings
 
 __all__ = [
@@ -169,10 +170,14 @@ def create_app(
         key_type=bytes,
         value_type=bytes,
         use_partitioner=True,
+        store=STORE_URL,  # restored in bulk by on_recovered below, not record by record by Faust
     )
+    store = cast(SessionStore, table.data)
+    store.bootstrap = settings.kafka_bootstrap
     # The runtime writes the table's local store and produces the changelog records
     # itself (a Table write would cost one buffered send each).
     changelog = table.changelog_topic.get_topic_name()
+    rebuilt_at: list[float] = []  # when the join state was last rebuilt, until the next batch
     runtime = JoinRuntime(settings, metrics, table=_StrKeys(table.data), changelog_topic=changelog)
 
     def owned_partitions() -> set[int]:
@@ -192,16 +197,20 @@ def create_app(
             keep = owned_by(set(range(settings.partitions)) - gone)
             runtime.rebuild(keep)
 
-    # Assignment: once the table has recovered the changelog of the new partitions
-    # (and before their records flow again), reload the join from it.
+    # Assignment: while Faust holds the input partitions paused, read the changelog of the
+    # new partitions (stream.session_store) and reload the join from the table.
     @table.on_recover
     async def on_recovered() -> None:
         owned = owned_partitions()
-        # Faust stops at the broker's reported end, which Tansu puts before the last batch.
-        tail = await read_tail(settings.kafka_bootstrap, changelog, owned)
-        apply_tail(table.data, tail)
+        started = time.perf_counter()
+        await store.restore(owned)
+        restored_s = time.perf_counter() - started
         runtime.rebuild(owned_by(owned))
-        log.info("join state rebuilt for partitions %s: %d sessions", sorted(owned), runtime.open_sessions)
+        log.info(
+            "join state rebuilt for partitions %s: %d sessions (changelog %.1f s, rebuild %.1f s)",
+            sorted(owned), runtime.open_sessions, restored_s, time.perf_counter() - started - restored_s,
+        )  # fmt: skip
+        rebuilt_at[:] = [time.monotonic()]
 
     inputs = (settings.topic_impressions, settings.topic_interactions)
 
@@ -219,6 +228,9 @@ def create_app(
     async def join(stream: Any) -> AsyncIterator[None]:
         quiet_client_logs()
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            if rebuilt_at:  # the first batch after a recovery: how long the worker waited for it
+                log.info("first batch after recovery: %d events, %.1f s after the join state was rebuilt",
+                         len(events), time.monotonic() - rebuilt_at.pop())  # fmt: skip
             if epochs is not None:
                 events = await epochs.admit(events)
             await send(runtime.process(_records(events)))

@@ -275,3 +275,94 @@ def read_records(services: EmbeddedServices, topic: str, partitions: int) -> lis
             await consumer.stop()
 
     return _blocking(read)
+
+
+@dataclass
+class Incarnation:
+    """One worker process of a fault run, as :class:`WorkerWatch` saw it."""
+
+    name: str
+    log_path: str
+    spawned: float  # time.monotonic() at spawn
+    first_record_s: float | None = None  # seconds from spawn to its first record read (None: never)
+    ended_s: float | None = None  # seconds from spawn to its kill or stop
+
+
+class WorkerWatch(threading.Thread):
+    """Samples the workers of a fault run in a thread: when each incarnation read its first record.
+
+    ``current()`` returns the live workers by role (``{"join": worker, ...}``);
+    ``metric`` names, per role, the counter whose first increment means "read a
+    record". Every ``report_s`` it prints one line per role with the counters in
+    ``shown`` (so a stuck run explains itself in the output), and :meth:`summary`
+    lists every incarnation with its time to first record.
+    """
+
+    def __init__(
+        self,
+        current: Callable[[], dict[str, Any]],
+        metric: dict[str, str],
+        *,
+        shown: Sequence[str] = (),
+        report_s: float = 10.0,
+        poll_s: float = 0.25,
+    ) -> None:
+        super().__init__(name="worker-watch", daemon=True)
+        self._current = current
+        self._metric = metric
+        self._shown = shown
+        self._report_s = report_s
+        self._poll_s = poll_s
+        self._stop_event = threading.Event()
+        self.incarnations: dict[int, Incarnation] = {}  # by pid
+        self._lock = threading.Lock()
+
+    def spawned(self, worker: Any) -> None:
+        """Register a new incarnation (call right after starting it)."""
+        with self._lock:
+            self.incarnations[worker.pid] = Incarnation(
+                worker.log_path.name, str(worker.log_path), time.monotonic()
+            )
+
+    def ended(self, worker: Any) -> None:
+        with self._lock:
+            inc = self.incarnations.get(worker.pid)
+            if inc is not None and inc.ended_s is None:
+                inc.ended_s = round(time.monotonic() - inc.spawned, 1)
+
+    def run(self) -> None:
+        last_report = time.monotonic()
+        while not self._stop_event.wait(self._poll_s):
+            now = time.monotonic()
+            report = now - last_report >= self._report_s
+            lines = []
+            for role, worker in list(self._current().items()):
+                inc = self.incarnations.get(worker.pid)
+                if inc is None or (inc.first_record_s is not None and not report):
+                    continue
+                samples = worker.metrics()
+                if inc.first_record_s is None and _total(samples, self._metric[role]) >= 1:
+                    inc.first_record_s = round(time.monotonic() - inc.spawned, 1)
+                if report:
+                    shown = ", ".join(f"{m.split('{')[0].removeprefix('smarttrip_')}={_total(samples, m):.0f}"
+                                      for m in self._shown if m.startswith(f"smarttrip_{'learner' if role == 'learn' else 'stream'}"))  # fmt: skip
+                    lines.append(f"{role} {inc.name} up {now - inc.spawned:.0f}s, first record "
+                                 f"{inc.first_record_s}s: {shown}")  # fmt: skip
+            if report:
+                last_report = now
+                print("[watch] " + " | ".join(lines), flush=True)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+    def summary(self) -> list[tuple[str, float | None, float | None]]:
+        """(incarnation, seconds to its first record, seconds it lived) in spawn order."""
+        return [
+            (i.name, i.first_record_s, i.ended_s)
+            for i in sorted(self.incarnations.values(), key=lambda i: i.spawned)
+        ]
+
+
+def _total(samples: dict[str, float], prefix: str) -> float:
+    return sum(v for k, v in samples.items() if k.startswith(prefix))

@@ -26,6 +26,7 @@ Sizes: 20,000 events in CI (~13,000 sessions at 1,000 events/s);
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 
@@ -41,6 +42,7 @@ from stream.worker_process import WorkerProcess
 from tests.faults.helpers import (
     EVENTS_PER_SESSION,
     PacedProducer,
+    WorkerWatch,
     audit_examples,
     read_examples,
     read_records,
@@ -60,6 +62,13 @@ IDLE_RESTART = pytest.mark.xfail(
 )
 
 KILLS = 5
+SHOWN = (
+    "smarttrip_stream_events_total",
+    "smarttrip_stream_examples_total",
+    "smarttrip_stream_consumer_lag_records",
+    "smarttrip_stream_open_sessions",
+    "smarttrip_learner_examples_total",
+)
 
 #: 130-260 s and flaky: kept out of `make test` (CI time) until the idle restart is fixed.
 FULL_ONLY = pytest.mark.skipif(
@@ -100,10 +109,16 @@ def test_join_and_learner_killed_five_times_each_every_click_once_and_models_exa
         "join": "smarttrip_stream_events_total",
         "learn": "smarttrip_learner_examples_total{outcome=learned",
     }
+    loglevel = os.environ.get("SMARTTRIP_FAULTS_LOGLEVEL", "WARNING")  # INFO: Faust's recovery steps
     workers = {
-        "join": WorkerProcess(run.env, name="join-0"),
-        "learn": WorkerProcess(learner_env, mode="learn", name="learner-0"),
+        "join": WorkerProcess(run.env, name="join-0", loglevel=loglevel),
+        "learn": WorkerProcess(learner_env, mode="learn", name="learn-0", loglevel=loglevel),
     }
+    # Each incarnation's time from spawn to its first record, and the counters every 10 s.
+    watch = WorkerWatch(lambda: dict(workers), {k: v.split("{")[0] for k, v in metric.items()}, shown=SHOWN)
+    for worker in workers.values():
+        watch.spawned(worker)
+    watch.start()
     driver = PacedProducer(services, records, rate)
     kills: list[
         tuple[str, float, int]
@@ -121,9 +136,11 @@ def test_join_and_learner_killed_five_times_each_every_click_once_and_models_exa
             time.sleep(max(0.0, started + moment - time.monotonic()) + rng.uniform(0.0, 0.5))
             read = int(workers[kind].total(metric[kind]))
             workers[kind].kill()
+            watch.ended(workers[kind])
             kills.append((kind, round(time.monotonic() - started, 1), read))
             env = run.env if kind == "join" else learner_env
-            workers[kind] = WorkerProcess(env, mode=kind, name=f"{kind}-{k}")
+            workers[kind] = WorkerProcess(env, mode=kind, name=f"{kind}-{k}", loglevel=loglevel)
+            watch.spawned(workers[kind])
         sent = driver.finish(timeout=duration + 120)
         examples = read_examples(services, run.examples, distinct=expected.examples, timeout=240)
         assert workers["join"].alive(), workers["join"].log_tail()
@@ -151,9 +168,12 @@ def test_join_and_learner_killed_five_times_each_every_click_once_and_models_exa
             for segment in last
         }
     finally:
+        watch.stop()
         for worker in workers.values():
+            watch.ended(worker)
             worker.stop()
         store.close()
+        print("\nincarnations (log, s to first record, s lived):", *watch.summary(), sep="\n  ")
     assert sent == len(records) >= n_events
     assert [kind for kind, _, _ in kills].count("join") >= KILLS
     assert [kind for kind, _, _ in kills].count("learn") >= KILLS
