@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import faust
+from aiokafka.errors import KafkaError
 
 from monitoring.consumer_lag import consumer_lag, partition_lags
 from monitoring.stream_metrics import StreamMetrics
@@ -203,7 +204,13 @@ def create_app(
     async def on_recovered() -> None:
         owned = owned_partitions()
         started = time.perf_counter()
-        await store.restore(owned)
+        while True:  # the input partitions stay paused until this returns: no batch runs on a partial state
+            try:
+                await store.restore(owned)
+                break
+            except (KafkaError, OSError) as exc:
+                log.warning("sessions changelog not read (%r); trying again in 1 s", exc)
+                await asyncio.sleep(1.0)
         restored_s = time.perf_counter() - started
         runtime.rebuild(owned_by(owned))
         log.info(
