@@ -324,6 +324,13 @@ class WorkerWatch(threading.Thread):
                 worker.log_path.name, str(worker.log_path), time.monotonic()
             )
 
+    def read_first(self, worker: Any) -> None:
+        """``worker`` has read its first record (the caller saw it before the next sample)."""
+        with self._lock:
+            inc = self.incarnations.get(worker.pid)
+            if inc is not None and inc.first_record_s is None:
+                inc.first_record_s = round(time.monotonic() - inc.spawned, 1)
+
     def ended(self, worker: Any) -> None:
         with self._lock:
             inc = self.incarnations.get(worker.pid)

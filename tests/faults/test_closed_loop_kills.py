@@ -135,6 +135,7 @@ def test_join_and_learner_killed_five_times_each_every_click_once_and_models_exa
             # incarnation first reads the sessions changelog and rebuilds its sessions: 8-24 s from spawn
             # to its first record on the shared machine (session 5), most of it the rebuild late in the run.
             workers[kind].wait_for(metric[kind], 1, timeout=180)
+            watch.read_first(workers[kind])
             time.sleep(max(0.0, started + moment - time.monotonic()) + rng.uniform(0.0, 0.5))
             read = int(workers[kind].total(metric[kind]))
             workers[kind].kill()
