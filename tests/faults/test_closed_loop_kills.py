@@ -73,7 +73,7 @@ SHOWN = (
     "smarttrip_learner_examples_total",
 )
 
-#: 280-470 s on the shared machine: kept out of `make test` (CI time). At CI size (20,000 events)
+#: 150-290 s on the shared machine: kept out of `make test` (CI time). At CI size (20,000 events)
 #: the changelog is too short for the slow restarts this test once caught.
 FULL_ONLY = pytest.mark.skipif(
     scale() != "full", reason="runs with SMARTTRIP_FAULTS_SCALE=full (make test-faults FAULTS_SCALE=full)"
@@ -132,7 +132,7 @@ def test_join_and_learner_killed_five_times_each_every_click_once_and_models_exa
         started = time.monotonic()
         for k, (moment, kind) in enumerate(moments, start=1):
             # Each incarnation first reads something, so every kill interrupts work in progress. A join
-            # incarnation first reads the sessions changelog and rebuilds its sessions: 8-24 s from spawn
+            # incarnation first reads the sessions changelog and rebuilds its sessions: 5-24 s from spawn
             # to its first record on the shared machine (session 5), most of it the rebuild late in the run.
             workers[kind].wait_for(metric[kind], 1, timeout=180)
             watch.read_first(workers[kind])
