@@ -32,13 +32,15 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import vowpal_wabbit_next as vw
 
-from bandit.protocol import Batch
-from bandit.vw_policy import FloatArray, VWPolicy
+from bandit.protocol import Batch, as_batch
+from bandit.vw_policy import Context, FloatArray, VWPolicy
 
 __all__ = ["AVAILABLE", "FastVWPolicy"]
 
@@ -49,9 +51,10 @@ def _core_api_present() -> bool:
     core = getattr(vw, "_core", None)
     example = getattr(core, "Example", None)
     workspace = getattr(core, "Workspace", None)
+    feature_group = getattr(core, "FeatureGroupRef", None)
     return all(
         hasattr(obj, name)
-        for obj, name in ((example, "_set_label"), (example, "__getitem__"),
+        for obj, name in ((example, "_set_label"), (example, "__getitem__"), (feature_group, "truncate_to"),
                           (workspace, "learn_multi_ex_one"), (vw.Example(), "_example"))
     )  # fmt: skip
 
@@ -64,7 +67,28 @@ class FastVWPolicy(VWPolicy):
     """:class:`~bandit.VWPolicy` whose per-row learning loop calls VW's core directly.
 
     Same parameters, state, bytes and learned models (bit for bit) as the parent.
+    One action example and one label are reused for every row: the bindings set
+    an example up for each learn call and restore it afterwards (they expose no
+    ``setup_example``/``finish_example``), and each row truncates the features
+    and overwrites the label before it is learned.
     """
+
+    def learn_many(
+        self,
+        X: npt.ArrayLike,
+        rewards: npt.ArrayLike,
+        *,
+        positions: npt.ArrayLike | None = None,
+        propensities: npt.ArrayLike | None = None,
+        randomized: npt.ArrayLike | None = None,
+        contexts: Sequence[Context | None] | None = None,
+    ) -> None:
+        """:meth:`VWPolicy.learn_many`; without ``contexts``, no per-row empty shared list is built."""
+        if contexts is not None:
+            super().learn_many(X, rewards, positions=positions, propensities=propensities,
+                               randomized=randomized, contexts=contexts)  # fmt: skip
+            return
+        self._learn(as_batch(X, rewards, positions, propensities, randomized, self.n_features))
 
     def _learn_rows(self, batch: Batch, examination: FloatArray, weight: FloatArray) -> None:
         n = len(batch)
@@ -80,12 +104,17 @@ class FastVWPolicy(VWPolicy):
         probs = batch.propensities.tolist() if self.importance_weights else [1.0] * n
         weights = weight.tolist()
         learn = self._ws._workspace.learn_multi_ex_one
-        new_example, label = vw._core.Example, vw.CBLabel
+        action = vw._core.Example()
+        features = action[_A]
+        label = vw.CBLabel(label=(0, 0.0, 1.0))
+        alone = [action]
         start = 0
         for i in range(n):
             end = ends[i]
-            ex = new_example()
-            ex[_A].push_many_features(index[start:end], values[start:end])
-            ex._set_label(label(label=(0, costs[i], probs[i]), weight=weights[i]))
-            learn([*shared[i], ex] if shared else [ex])
+            features.truncate_to(0)
+            features.push_many_features(index[start:end], values[start:end])
+            label.label = (0, costs[i], probs[i])
+            label.weight = weights[i]
+            action._set_label(label)
+            learn([*shared[i], action] if shared else alone)
             start = end
