@@ -142,6 +142,9 @@ def learner_cpu(
         3, min=1, help="In-process rounds per path (alternating; the median is shown)."
     ),
     worker_examples: int = typer.Option(30_000, min=0, help="Examples for the worker catch-up (0: skip it)."),
+    worker_rounds: int = typer.Option(
+        2, min=1, help="Worker runs per path (alternating; the median is shown)."
+    ),
     seed: int = typer.Option(0, help="Seed for the synthetic examples."),
 ) -> None:
     """Learner CPU per example: the reference path vs the fast path (same models), in the same run."""
@@ -177,9 +180,12 @@ def learner_cpu(
     if worker_examples:
         with console.status("starting the broker and redis-server…") as status:
             workers = bench_cpu.run_worker(
-                n_examples=worker_examples, seed=seed, progress=lambda m: status.update(f"measuring {m}…")
-            )
-        wt = Table(title="Learner worker catching up through Kafka (Faust included; 3 policies per example)")
+                n_examples=worker_examples, rounds=worker_rounds, seed=seed,
+                progress=lambda m: status.update(f"measuring {m}…"),
+            )  # fmt: skip
+        wt = Table(
+            title=f"Learner worker catching up through Kafka (Faust included; median of {worker_rounds})"
+        )
         for col in (
             "path",
             "examples",
