@@ -143,7 +143,7 @@ def learner_cpu(
     ),
     worker_examples: int = typer.Option(30_000, min=0, help="Examples for the worker catch-up (0: skip it)."),
     worker_rounds: int = typer.Option(
-        2, min=1, help="Worker runs per path (alternating; the median is shown)."
+        3, min=1, help="Worker runs per path (alternating; the median is shown)."
     ),
     seed: int = typer.Option(0, help="Seed for the synthetic examples."),
 ) -> None:
