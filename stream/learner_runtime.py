@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from bandit import LinUCB, LogisticLearner, learner_from_bytes
+from bandit import LinUCB, LogisticLearner, fast_kernels, learner_from_bytes
 from bandit.drift import DriftConfig, DriftEvent, DriftMonitor
 from bandit.fast_kernels import accelerate, warm_up
 from bandit.protocol import Learner
@@ -101,8 +101,12 @@ class LearnerRuntime:
         self.policies = dict(policies or DEFAULT_POLICIES)
         self._clock = clock
         self.fast = fast
-        if fast:
+        if fast and fast_kernels.AVAILABLE:
             log.info("learner kernels ready in %.2f s", warm_up())
+        elif fast:
+            log.warning(
+                "numba is not installed (the 'fast' extra): logistic and LinUCB learn with the reference loops"
+            )
         self._slots: dict[tuple[str, str], Slot] = {}
         self._recent: dict[str, OrderedDict[tuple[str, int], None]] = {}
         self._since_publish = 0

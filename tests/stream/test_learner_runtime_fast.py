@@ -98,3 +98,22 @@ def test_fast_path_learns_what_the_reference_path_learns(drift_response: int) ->
     assert [(e.policy, e.segment, e.signal, e.seen, e.response) for e in fast.drift.events] == [
         (e.policy, e.segment, e.signal, e.seen, e.response) for e in ref.drift.events
     ]
+
+
+def test_without_numba_the_fast_path_keeps_the_reference_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bandit import fast_kernels, vw_fast_learn
+
+    monkeypatch.setattr(fast_kernels, "AVAILABLE", False)
+    settings = StreamSettings(drift_response=0)
+    ref = LearnerRuntime(settings, None, clock=lambda: 1000.0)
+    fast = LearnerRuntime(settings, None, clock=lambda: 1000.0, fast=True)
+    records = _records(600, seed=5)
+    for start in range(0, len(records), 100):
+        assert fast.process(records[start : start + 100]) == ref.process(records[start : start + 100])
+    for (policy, segment), learner in fast.slots().items():
+        reference = ref.model(policy, segment)
+        if isinstance(reference, VWPolicy) and vw_fast_learn.AVAILABLE:
+            assert type(learner) is vw_fast_learn.FastVWPolicy  # needs no numba
+        else:
+            assert type(learner) is type(reference)
+        assert learner.to_bytes() == reference.to_bytes(), (policy, segment)
