@@ -15,7 +15,8 @@ Sources, in order of speed:
    notices (pub/sub is fire-and-forget) and after reconnecting.
 
 A load reads the bytes (:class:`~stream.model_store_async.AsyncModelStore`),
-deserialises them in a worker thread (a VW model takes milliseconds), checks
+deserialises them in a worker thread (:func:`scoring.model_loader.serving_learner`;
+a VW model takes milliseconds), checks
 the learner kind against the policy, then swaps one dict entry in the event
 loop: a request sees either the old model or the new one, never waits.
 Models are never mutated after loading, so a request that started on the
@@ -43,9 +44,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bandit.protocol import Learner, learner_from_bytes
+from bandit.protocol import Learner
 from bandit.segments import SegmentedLearner
 from monitoring.scoring_metrics import ScoringMetrics
+from scoring.model_loader import serving_learner
 from scoring.policies import LoadedModel, fast_scorer, kind_matches
 from stream.model_store import ModelRecord, ModelStoreError, NotPromoted, StoreUnavailable, UnknownModel
 from stream.model_store_async import AsyncModelStore
@@ -95,7 +97,7 @@ class ModelCache:
         poll_s: float = 2.0,
         min_swap_s: float = 1.0,
         clock: Callable[[], float] = time.time,
-        loader: Callable[[bytes], Learner | SegmentedLearner] = learner_from_bytes,
+        loader: Callable[[bytes], Learner | SegmentedLearner] = serving_learner,
         gated: bool = False,
         shadow: bool = False,
     ) -> None:
