@@ -46,6 +46,6 @@ def serving_learner(data: bytes) -> Learner | SegmentedLearner:
     """
     if unpack(data, None, range(1 << 16)).kind != VWPolicy.kind:
         return learner_from_bytes(data)
-    policy = _OneWorkspaceVW.from_bytes(data)
+    policy: VWPolicy = _OneWorkspaceVW.from_bytes(data)
     policy.__class__ = VWPolicy  # restored in full: from here on an ordinary VWPolicy
     return policy
