@@ -1,30 +1,34 @@
 """CPU per ranked request of the whole scoring worker, this code against a baseline revision, same run.
 
-``python -m bench.scoring_cpu [--baseline REF] [--rate 300] [--seconds 20] [--rounds 2] [--json FILE]``
-starts the embedded broker and redis-server, then the scoring worker
-(``python -m scoring.server``, the soak's environment: the demo's
-four-variant experiment, models polled every second) from two source trees in
-turn — the baseline (``git archive REF``, by default the commit before the
-scoring-CPU work) and this working tree — ``--rounds`` times each,
-alternating. Against each it drives the soak's traffic (:func:`sim.driver.drive`:
-ranks at ``--rate`` over the simulator's 1,500-trip catalog, k = 10, with
-their clicks posted to ``/v1/events``) for a 5 s warm-up, then 5 s with no
-traffic, then ``--seconds`` measured; meanwhile a thread publishes a new
+``python -m bench.scoring_cpu [--baseline REF] [--rate 250] [--seconds 20] [--rounds 3] [--json FILE]``
+starts the embedded broker and redis-server, then, in each round, two
+scoring workers side by side (``python -m scoring.server``, the soak's
+environment: the demo's four-variant experiment, models polled every
+second): one from the baseline's source (``git archive REF``, by default the
+commit before the scoring-CPU work) and one from this working tree. Both run
+at the same time on the same machine, so load from other jobs hits both
+alike (run one after the other, the per-rank figures of one code swung by
+±15 % between rounds on the shared machine). Each worker gets its own copy
+of the soak's traffic (:func:`sim.driver.drive`: ranks at ``--rate`` over the
+simulator's 1,500-trip catalog, k = 10, with their clicks posted to
+``/v1/events``), all drivers in this process: a 5 s warm-up, then 5 s with no
+traffic, then ``--seconds`` measured. Meanwhile a thread publishes a new
 version of every (policy, segment) model every 0.25 s, as the learner does
-(``publish_interval_s``), so the worker reloads models as it does in the soak.
+(``publish_interval_s``), so the workers reload models as in the soak.
 
-Reported per configuration (the median over its rounds) from ``/proc/PID/stat``
+Reported per configuration (the median over the rounds) from ``/proc/PID/stat``
 (user + system, all threads): the worker's fixed CPU with no traffic (ms per
 second: model reloads, polls) and its CPU per ranked request under load (µs;
 the clicks' ``/v1/events`` calls included, as in the soak's "CPU scoring per
-rank"), with the ratio to the baseline. The driver runs in this process and
-is not counted. The machine may be shared: compare rows of one run only.
+rank"), with the ratio to the baseline. The drivers are not counted. The
+machine may be shared: compare rows of one run only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -50,7 +54,7 @@ from features.context import SEGMENTS
 from features.loader import write_catalog
 from sim.config import SimConfig
 from sim.demo import scoring_env
-from sim.driver import drive
+from sim.driver import DriverResult, drive
 from sim.world import World
 from stream._managed_process import stop_popen, wait_for_http
 from stream.embedded import EmbeddedServices, embedded_services
@@ -151,41 +155,64 @@ def _worker(tree: Path, env: dict[str, str], port: int, log_path: Path) -> Itera
         stop_popen(proc)
 
 
-def _one_round(
-    tree: Path, svc: EmbeddedServices, tmp: Path, *, rate: float, seconds: float, seed: int, tag: str
-) -> dict[str, float]:
-    port = free_port()
-    env, token = scoring_env(
-        svc, port=port, catalog=tmp / "catalog.jsonl", spool=tmp / f"spool-{tag}", seed=seed
-    )
-    env |= {"SMARTTRIP_RATE_LIMIT_RPS": str(max(1000.0, 4 * rate)),
-            "SMARTTRIP_RATE_LIMIT_BURST": str(int(max(2000.0, 8 * rate)))}  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    config = SimConfig(seed=seed, rate_rps=rate, duration_s=seconds, concurrency=32, dwell_s=DWELL_S)
-    with _worker(tree, env, port, tmp / f"scoring-{tag}.log") as proc:
-        warm = World(config.with_overrides(duration_s=WARMUP_S))
-        asyncio.run(drive(warm, url, token, seed=seed, stop_after_s=WARMUP_S))
-        cpu0 = cpu_seconds(proc.pid)
+def _paired_round(
+    trees: dict[str, Path],
+    svc: EmbeddedServices,
+    tmp: Path,
+    *,
+    rate: float,
+    seconds: float,
+    seed: int,
+    tag: str,
+) -> dict[str, dict[str, float]]:
+    """Every tree's worker at once, each driven at ``rate`` by its own driver in one event loop."""
+    with contextlib.ExitStack() as stack:
+        running: dict[str, tuple[subprocess.Popen[bytes], str, str]] = {}
+        for i, (name, tree) in enumerate(trees.items()):
+            port = free_port()
+            env, token = scoring_env(
+                svc, port=port, catalog=tmp / "catalog.jsonl", spool=tmp / f"spool-{tag}-{i}", seed=seed
+            )
+            env |= {"SMARTTRIP_RATE_LIMIT_RPS": str(max(1000.0, 4 * rate)),
+                    "SMARTTRIP_RATE_LIMIT_BURST": str(int(max(2000.0, 8 * rate)))}  # fmt: skip
+            proc = stack.enter_context(_worker(tree, env, port, tmp / f"scoring-{tag}-{i}.log"))
+            running[name] = (proc, f"http://127.0.0.1:{port}", token)
+        config = SimConfig(seed=seed, rate_rps=rate, duration_s=seconds, concurrency=32, dwell_s=DWELL_S)
+
+        async def drive_all(cfg: SimConfig, drive_seed: int, stop_after_s: float) -> list[DriverResult]:
+            return list(await asyncio.gather(*(drive(World(cfg), url, token, seed=drive_seed,
+                                                     stop_after_s=stop_after_s)
+                                               for _, url, token in running.values())))  # fmt: skip
+
+        def cpu() -> list[float]:
+            out = [cpu_seconds(proc.pid) for proc, _, _ in running.values()]
+            if any(c is None for c in out) or any(proc.poll() is not None for proc, _, _ in running.values()):
+                raise RuntimeError(f"a scoring worker died: see {tmp}/scoring-{tag}-*.log")
+            return [c for c in out if c is not None]
+
+        asyncio.run(drive_all(config.with_overrides(duration_s=WARMUP_S), seed, WARMUP_S))
+        cpu0 = cpu()
         time.sleep(IDLE_S)
-        cpu1 = cpu_seconds(proc.pid)
-        result = asyncio.run(drive(World(config), url, token, seed=seed + 1, stop_after_s=seconds))
-        cpu2 = cpu_seconds(proc.pid)
-        if cpu0 is None or cpu1 is None or cpu2 is None or proc.poll() is not None:
-            raise RuntimeError(f"scoring worker of {tree} died: see {tmp / f'scoring-{tag}.log'}")
-    ranks = len(result.outcomes)
-    return {
-        "idle_cpu_ms_per_s": (cpu1 - cpu0) / IDLE_S * 1e3,
-        "cpu_us_per_rank": (cpu2 - cpu1) / max(ranks, 1) * 1e6,
-        "ranks_per_s": ranks / result.duration_s,
-        "events": float(result.events_posted),
-        "errors": float(sum(result.errors.values())),
-    }
+        cpu1 = cpu()
+        results = asyncio.run(drive_all(config, seed + 1, seconds))
+        cpu2 = cpu()
+    out = {}
+    for i, (name, result) in enumerate(zip(running, results, strict=True)):
+        ranks = len(result.outcomes)
+        out[name] = {
+            "idle_cpu_ms_per_s": (cpu1[i] - cpu0[i]) / IDLE_S * 1e3,
+            "cpu_us_per_rank": (cpu2[i] - cpu1[i]) / max(ranks, 1) * 1e6,
+            "ranks_per_s": ranks / result.duration_s,
+            "events": float(result.events_posted),
+            "errors": float(sum(result.errors.values())),
+        }
+    return out
 
 
 def measure(
-    *, baseline: str = BASELINE, rate: float = 300.0, seconds: float = 20.0, rounds: int = 2, seed: int = 0
+    *, baseline: str = BASELINE, rate: float = 250.0, seconds: float = 20.0, rounds: int = 3, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """One row per configuration (baseline first): medians over ``rounds`` alternating rounds."""
+    """One row per configuration (baseline first): medians over ``rounds`` paired rounds."""
     with tempfile.TemporaryDirectory(prefix="smarttrip-scoring-cpu-") as tmp_name:
         tmp = Path(tmp_name)
         trees = {f"baseline {baseline}": source_tree(baseline, tmp), "this code": REPO}
@@ -200,9 +227,11 @@ def measure(
             publisher.start()
             try:
                 for r in range(rounds):
-                    for i, (name, tree) in enumerate(trees.items()):
-                        runs[name].append(_one_round(tree, svc, tmp, rate=rate, seconds=seconds, seed=seed,
-                                                     tag=f"{r}-{i}"))  # fmt: skip
+                    paired = _paired_round(
+                        trees, svc, tmp, rate=rate, seconds=seconds, seed=seed + r, tag=str(r)
+                    )
+                    for name, result in paired.items():
+                        runs[name].append(result)
             finally:
                 publisher.stopping.set()
                 publisher.join(5)
@@ -219,9 +248,9 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--baseline", default=BASELINE, help="git revision to compare with")
-    parser.add_argument("--rate", type=float, default=300.0)
+    parser.add_argument("--rate", type=float, default=250.0)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -233,7 +262,7 @@ def main() -> None:
         parser.error("--rounds: must be >= 1")
     console = Console()
     with console.status(
-        f"measuring the scoring worker: {args.rounds} rounds of 2 trees, ~{args.seconds + 20:.0f} s each"
+        f"measuring the scoring worker: {args.rounds} paired rounds, ~{args.seconds + 25:.0f} s each"
     ):
         rows = measure(baseline=args.baseline, rate=args.rate, seconds=args.seconds, rounds=args.rounds,
                        seed=args.seed)  # fmt: skip
