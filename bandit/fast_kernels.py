@@ -1,4 +1,4 @@
-"""Compiled per-row learning loops for replays: the reference arithmetic, without Python per row.
+"""Compiled per-row learning loops for replays and the learner worker: the reference arithmetic, without Python per row.
 
 Why: a replay learns ~10 examples per impression, and River's
 ``LogisticRegression.learn_one`` costs ~13 µs per row (dicts, a Rust
@@ -18,13 +18,20 @@ same order* with numba:
     :meth:`bandit.LinUCB.learn_one` (its ``learn_many`` uses Woodbury blocks:
     mathematically the same, equal to ~1e-12 in floating point).
 
-The learners stay the source of truth: :class:`FastLogisticLearner` and
-:class:`FastLinUCB` are subclasses that replace only the per-row loop (the
-position-bias step, validation, state and bytes are the parents'), and
+:func:`examination_steps`, :func:`examination_curve`
+    The examination estimate of :mod:`bandit.position_bias` per row (compiled)
+    and per position (numpy), bit for bit.
+
+The learners stay the source of truth: :class:`FastLogisticLearner`,
+:class:`FastLinUCB` and :class:`FastVW` are subclasses that replace only the
+per-row loops (validation, state and bytes are the parents'), and
 ``tests/bandit/test_fast_kernels.py`` checks them against the reference
-learners on random data to 1e-9. Without numba (the optional ``fast``
-extra) :data:`AVAILABLE` is False and :func:`accelerate` returns its
-argument unchanged.
+learners on random data (logistic and VW bit for bit, LinUCB to 1e-9).
+Without numba (the optional ``fast`` extra) :data:`AVAILABLE` is False and
+:func:`accelerate` returns logistic and LinUCB learners unchanged (a VW
+policy still gets :class:`~bandit.vw_fast_learn.FastVWPolicy`'s loop, which
+needs no numba). Kernels are cached on disk by numba where it can write;
+:func:`warm_up` compiles or loads them up front.
 
 >>> import numpy as np
 >>> from bandit import LogisticLearner
@@ -42,23 +49,31 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from bandit import vw_fast_learn
 from bandit.lin_ucb import LinUCB
 from bandit.logistic import LogisticLearner
+from bandit.position_bias import ExaminationEstimator
 from bandit.protocol import BaseLearner, Batch, Learner
+from bandit.vw_fast_learn import FastVWPolicy
+from bandit.vw_policy import VWPolicy
 
 __all__ = [
     "AVAILABLE",
     "FastLinUCB",
     "FastLogisticLearner",
+    "FastVW",
     "accelerate",
+    "examination_curve",
     "examination_steps",
     "logistic_sgd",
     "sherman_morrison",
+    "warm_up",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -187,8 +202,29 @@ else:  # pragma: no cover
     examination_steps = _examination_steps_py
 
 
+def examination_curve(est: ExaminationEstimator) -> FloatArray:
+    """:meth:`~bandit.position_bias.ExaminationEstimator.curve` with numpy: the same values, bit for bit.
+
+    Each element is the same IEEE arithmetic as ``est.examination(k)``, in the
+    same order; without a Python call per position (the drift monitor's loss
+    asks for the curve once per policy, segment and micro-batch).
+    """
+    views, clicks, prior, floor = est.views, est.clicks, est._prior, est.floor
+    expected = views * clicks[0] / views[0] if views[0] > 0 else np.zeros(len(views))
+    denom = expected + est.strength
+    with np.errstate(divide="ignore", invalid="ignore"):  # where denom <= 0 the prior is taken instead
+        e = (clicks + est.strength * prior) / denom
+    out: FloatArray = np.where(denom <= 0, np.maximum(prior, floor), np.minimum(np.maximum(e, floor), 1.0))
+    out[0] = 1.0
+    return out
+
+
 class _FastPosition(BaseLearner):
     """The position-bias step of :meth:`BaseLearner._learn` compiled in ``estimated`` mode."""
+
+    @property
+    def examination_curve(self) -> FloatArray:
+        return examination_curve(self._position.estimator)
 
     def _learn(self, batch: Batch) -> None:
         n = len(batch)
@@ -244,17 +280,49 @@ class FastLinUCB(_FastPosition, LinUCB):
         self._theta_cache = None
 
 
+class FastVW(_FastPosition, FastVWPolicy):
+    """:class:`~bandit.vw_fast_learn.FastVWPolicy` with the compiled position step (``kind`` ``vw_cb``)."""
+
+
 _FAST: dict[type[Any], type[Any]] = {LogisticLearner: FastLogisticLearner, LinUCB: FastLinUCB}
 
 
-def accelerate(learner: L) -> L:
-    """The same learner (same parameters and learned state) with a compiled loop, when one exists.
+def _fast_type(kind: type[Any]) -> type[Any] | None:
+    if kind is VWPolicy:  # its loop needs VW's core objects, not numba; the position step needs numba
+        if not vw_fast_learn.AVAILABLE:
+            return None
+        return FastVW if AVAILABLE else FastVWPolicy
+    return _FAST.get(kind) if AVAILABLE else None
 
-    Exact types only (a subclass may change the arithmetic); anything else, or
-    everything when numba is missing, is returned as is.
+
+def accelerate(learner: L) -> L:
+    """The same learner (same parameters and learned state) with a faster loop, when one exists.
+
+    Exact types only (a subclass may change the arithmetic); anything else is
+    returned as is. Without numba, logistic and LinUCB learners are returned
+    as they are and a VW policy gets only :class:`~bandit.vw_fast_learn.FastVWPolicy`'s
+    loop (the reference position step).
     """
-    fast = _FAST.get(type(learner))
-    if fast is None or not AVAILABLE:
+    fast = _fast_type(type(learner))
+    if fast is None:
         return learner
     out: L = fast.from_bytes(learner.to_bytes())
     return out
+
+
+def warm_up() -> float:
+    """Run every compiled kernel once on tiny inputs (compiles, or loads numba's on-disk cache).
+
+    Call at start-up so the first micro-batch does not pay the compilation
+    (seconds when no cache is writable). Returns the seconds it took; 0 without numba.
+    """
+    if not AVAILABLE:
+        return 0.0
+    started = time.perf_counter()
+    d = 2
+    X, w = np.ones((1, d)), np.zeros(d)
+    logistic_sgd(w, X, np.ones(1), np.ones(1), 0.1, 0.5, 0.0, 1.0, 10.0, 0)
+    sherman_morrison(np.eye(d), np.zeros(d), X, np.ones(1))
+    examination_steps(np.zeros(d), np.zeros(d), np.ones(d), 1.0, 0.05, np.zeros(1, dtype=np.int64),
+                      np.zeros(1, dtype=np.bool_), np.ones(1, dtype=np.bool_), np.empty(1))  # fmt: skip
+    return time.perf_counter() - started

@@ -50,6 +50,7 @@ from functools import partial
 from typing import Any, Literal, Protocol
 
 from monitoring.scoring_metrics import ScoringMetrics
+from scoring.partitioner import CachedPartitioner
 from scoring.spool import Spool, SpoolRecord
 
 __all__ = ["ImpressionLog", "Producer", "QueuedRecord", "aiokafka_factory"]
@@ -434,6 +435,7 @@ def aiokafka_factory(bootstrap_servers: str, *, request_timeout_ms: int = 30_000
             max_batch_size=512 * 1024,
             request_timeout_ms=request_timeout_ms,
             retry_backoff_ms=100,
+            partitioner=CachedPartitioner(),  # the default's partitions, session ids hashed once
         )
         return producer
 

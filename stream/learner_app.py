@@ -57,7 +57,7 @@ def create_learner_app(
         guardrails=Guardrails(max_abs_weight=settings.max_abs_weight, min_examples=settings.min_examples),
         on_rejected=rejected,
     )
-    runtime = LearnerRuntime(settings, store, metrics)
+    runtime = LearnerRuntime(settings, store, metrics, fast=bool(settings.learner_fast))
     guard = ResumeGuard()
     acks = DurableAcks()
     epochs = LogEpochWatch(settings.kafka_bootstrap, settings.topic_examples)

@@ -28,24 +28,26 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from bandit import LinUCB, LogisticLearner, VWPolicy, learner_from_bytes
+from bandit import LinUCB, LogisticLearner, fast_kernels, learner_from_bytes
 from bandit.drift import DriftConfig, DriftEvent, DriftMonitor
+from bandit.fast_kernels import accelerate, warm_up
 from bandit.protocol import Learner
 from bandit.segments import GLOBAL_SEGMENT
 from features.phi import D
 from monitoring.learner_metrics import LearnerMetrics
-from scoring.weights import SCORING_WEIGHTS
+from stream import learner_drift
 from stream.codec import decode_example, encode
 from stream.errors import EventError
 from stream.events import DeadLetter, Example
 from stream.join_runtime import Output
+from stream.learner_decode import LearnRow, learn_row
+from stream.learner_slots import DEFAULT_POLICIES, ExampleRecord, Slot
 from stream.model_store import GuardrailError, ModelStore, StoreUnavailable, UnknownModel, VersionConflict
 from stream.settings import StreamSettings
 
@@ -53,62 +55,10 @@ __all__ = ["DEFAULT_POLICIES", "ExampleRecord", "LearnerRuntime"]
 
 log = logging.getLogger(__name__)
 
-#: Policies learned online, tuned with the in-process closed loop (:mod:`sim.closed_loop`).
-#: Warm starts: logistic from the rule weights scaled to log-odds with a calibrated
-#: intercept (a ~5 % click rate), LinUCB from the rule weights scaled to the reward
-#: range. Position bias: "estimated", from the examples the scoring worker flags as
-#: ``randomized`` (ε-greedy's uniform draws); it starts from the seed's 1/(1+k).
-#: VW with 16 hash bits: φ's 20 columns do not collide (checked at construction)
-#: and scores equal those at the default 18 bits, while a publish (serialising
-#: and guardrail-checking the dense weight table) costs ~0.6 ms instead of ~3.7.
-DEFAULT_POLICIES: dict[str, Callable[[], Learner]] = {
-    "logistic": lambda: LogisticLearner(
-        prior=dict(SCORING_WEIGHTS),
-        prior_scale=0.05,
-        prior_intercept=-3.0,
-        lr=0.1,
-        position_bias="estimated",
-        seed=0,
-    ),
-    "linucb": lambda: LinUCB(
-        prior=dict(SCORING_WEIGHTS), prior_scale=0.002, alpha=0.1, position_bias="estimated", seed=0
-    ),
-    "vw": lambda: VWPolicy(position_bias="estimated", learning_rate=0.1, bits=16, seed=0),
-}
+#: A decoded example: the codec's object, or the learner's lighter view of it (same attribute names).
+_Row = Example | LearnRow
 
 _RECENT_IDS = 200_000  # per segment: covers minutes of re-emitted examples at demo rates
-_LOSS_WINDOW = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class ExampleRecord:
-    partition: int
-    offset: int
-    value: bytes | None
-
-
-@dataclass
-class _Slot:
-    """One (policy, segment) model and what it has consumed."""
-
-    learner: Learner
-    version: int = 0  # store version it is based on (0: none yet)
-    offsets: dict[int, int] = field(default_factory=dict)
-    dirty: bool = False
-    clicked_ts: list[float] = field(default_factory=list)  # impressions of clicks since the last publish
-    losses: deque[tuple[float, int]] = field(default_factory=deque)
-    loss_n: int = 0
-    loss_sum: float = 0.0
-
-    def add_loss(self, total: float, n: int) -> float:
-        self.losses.append((total, n))
-        self.loss_sum += total
-        self.loss_n += n
-        while self.loss_n - self.losses[0][1] >= _LOSS_WINDOW:
-            old_total, old_n = self.losses.popleft()
-            self.loss_sum -= old_total
-            self.loss_n -= old_n
-        return self.loss_sum / self.loss_n
 
 
 class LearnerRuntime:
@@ -126,6 +76,14 @@ class LearnerRuntime:
         policy name -> factory of a fresh learner.
     clock
         Wall clock (injected by tests).
+    fast
+        The learner worker's fast path: records decoded by :func:`stream.learner_decode.learn_row`
+        (the codec's rules, no :class:`~stream.events.Example` objects) and learned with
+        the loops of :mod:`bandit.fast_kernels` (numba; VW's core called directly). The
+        same models: logistic and VW bit for bit, LinUCB to ~1e-12 (rank-one updates
+        instead of Woodbury blocks); the same dead letters. The kernels are warmed up
+        here, so the first micro-batch does not compile them. Without numba only VW's
+        loop is replaced. False: the reference decoder and learners.
     """
 
     def __init__(
@@ -135,13 +93,21 @@ class LearnerRuntime:
         metrics: LearnerMetrics | None = None,
         policies: Mapping[str, Callable[[], Learner]] | None = None,
         clock: Callable[[], float] = time.time,
+        fast: bool = False,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics or LearnerMetrics()
         self.policies = dict(policies or DEFAULT_POLICIES)
         self._clock = clock
-        self._slots: dict[tuple[str, str], _Slot] = {}
+        self.fast = fast
+        if fast and fast_kernels.AVAILABLE:
+            log.info("learner kernels ready in %.2f s", warm_up())
+        elif fast:
+            log.warning(
+                "numba is not installed (the 'fast' extra): logistic and LinUCB learn with the reference loops"
+            )
+        self._slots: dict[tuple[str, str], Slot] = {}
         self._recent: dict[str, OrderedDict[tuple[str, int], None]] = {}
         self._since_publish = 0
         self._last_publish = clock()
@@ -202,48 +168,51 @@ class LearnerRuntime:
         """Partitions read by a model whose latest learning is not in the store yet."""
         return {p for slot in self._slots.values() if slot.dirty for p in slot.offsets}
 
-    def _slot(self, policy: str, segment: str) -> _Slot:
+    def _slot(self, policy: str, segment: str) -> Slot:
         key = (policy, segment)
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = self._load(policy, segment)
         return slot
 
-    def _load(self, policy: str, segment: str) -> _Slot:
+    def _load(self, policy: str, segment: str) -> Slot:
         if self.store is not None:
             try:
                 record = self.store.get(policy, segment)
             except UnknownModel:
                 pass
             else:
+                learner = self._fast(learner_from_bytes(record.model_bytes))
                 if record.meta.log_epoch == self.log_epoch:
-                    return _Slot(
-                        learner_from_bytes(record.model_bytes), record.version, dict(record.meta.offsets)
-                    )
+                    return Slot(learner, record.version, dict(record.meta.offsets))
                 # A new log (e.g. an emptied broker): keep the model, forget the old offsets.
                 log.warning("model %s/%s refers to log epoch %r; now %r", policy, segment,
                             record.meta.log_epoch, self.log_epoch)  # fmt: skip
-                return _Slot(learner_from_bytes(record.model_bytes), record.version, {})
-            slot = _Slot(self.policies[policy]())
+                return Slot(learner, record.version, {})
+            slot = Slot(self._fast(self.policies[policy]()))
             # Store the model before it learns anything. A restart resumes each partition at the
             # lowest offset its *stored* models have learned; a model that learned but never reached
             # the store would have its records skipped. Stored with no offsets, it makes a restart
             # read its partition from the start (the other models skip what they already learned).
             self._publish_one(policy, segment, slot)
             return slot
-        return _Slot(self.policies[policy]())
+        return Slot(self._fast(self.policies[policy]()))
+
+    def _fast(self, learner: Learner) -> Learner:
+        return accelerate(learner) if self.fast else learner
 
     # -- learning
     def process(self, records: Sequence[ExampleRecord]) -> list[Output]:
         """Learn one micro-batch in offset order; returns dead letters to produce."""
         out: list[Output] = []
-        by_segment: dict[str, list[tuple[ExampleRecord, Example]]] = {}
+        by_segment: dict[str, list[tuple[ExampleRecord, _Row]]] = {}
         now = self._clock()
+        decode: Callable[[bytes], _Row] = learn_row if self.fast else decode_example
         for rec in records:
             try:
                 if rec.value is None:
                     raise EventError("payload", "empty record (tombstone)", reason="bad_json")
-                ex = decode_example(rec.value)
+                ex = decode(rec.value)
                 if len(ex.phi) != D:
                     raise EventError("phi", f"must have {D} values, got {len(ex.phi)}")
             except EventError as err:
@@ -265,13 +234,13 @@ class LearnerRuntime:
         for segment, seg_items in by_segment.items():
             self._learn_segment(segment, seg_items)
 
-    def _segment_of(self, ex: Example) -> str:
+    def _segment_of(self, ex: _Row) -> str:
         # A global learner (SMARTTRIP_LEARN_SCOPE=global) keeps one model per policy for all segments.
         return GLOBAL_SEGMENT if self.settings.learn_scope == "global" else ex.segment
 
-    def _learn_segment(self, segment: str, items: list[tuple[ExampleRecord, Example]]) -> None:
+    def _learn_segment(self, segment: str, items: Sequence[tuple[ExampleRecord, _Row]]) -> None:
         recent = self._recent.setdefault(segment, OrderedDict())
-        fresh: list[tuple[ExampleRecord, Example]] = []
+        fresh: list[tuple[ExampleRecord, _Row]] = []
         duplicates = 0
         for rec, ex in items:
             key = (ex.example_id, ex.revision)
@@ -293,48 +262,64 @@ class LearnerRuntime:
         parts = np.array([r.partition for r, _ in fresh], dtype=np.int64)
         offs = np.array([r.offset for r, _ in fresh], dtype=np.int64)
         rand_all = np.array([e.randomized for _, e in fresh], dtype=np.bool_)
+        clicked_all = np.array([e.clicked for _, e in fresh], dtype=np.bool_)
+        in_batch = list(dict.fromkeys(parts.tolist()))  # partitions, in order of first appearance
         # The click rate of each serving policy (known names only: labels and detectors stay bounded).
         for served in sorted({e.policy for _, e in fresh} & {"rules", *self.policies}):
             model = self._slot(served, segment).learner if served in self.policies else None
-            self.drift.observe_clicks(
-                served, segment, [e.clicked for _, e in fresh if e.policy == served], model
-            )
+            clicked = [e.clicked for _, e in fresh if e.policy == served]
+            if self.fast:
+                learner_drift.observe_clicks(self.drift, served, segment, clicked, model)
+            else:
+                self.drift.observe_clicks(served, segment, clicked, model)
         for policy in self.policies:
             slot = self._slot(policy, segment)
-            done = np.array([slot.offsets.get(int(p), -1) for p in parts.tolist()], dtype=np.int64)
-            keep = offs > done
+            keep = offs > self._done(slot, parts, in_batch)
             n = int(keep.sum())
             self._count_skips(segment, len(fresh) - n, duplicates, policy)
             if not n:
                 continue
             if n == len(fresh):
-                X, rewards, positions, propensities, randomized, todo = (
-                    X_all,
-                    y_all,
-                    pos_all,
-                    prop_all,
-                    rand_all,
-                    fresh,
-                )
+                X, rewards, positions, propensities, randomized = X_all, y_all, pos_all, prop_all, rand_all
             else:
                 X, rewards, positions = X_all[keep], y_all[keep], pos_all[keep]
                 propensities, randomized = prop_all[keep], rand_all[keep]
-                todo = [item for item, k in zip(fresh, keep.tolist(), strict=True) if k]
-            self._track_loss(policy, segment, slot, X, rewards)
-            self.drift.observe_model(
-                policy, segment, slot.learner, X, rewards, positions.tolist()
-            )  # may respond
+            if self.fast:  # both losses from one prediction
+                losses = learner_drift.model_losses(slot.learner, X, rewards, positions)
+                if losses is not None:
+                    self.metrics.loss.labels(policy, segment).set(slot.add_loss(losses[0], len(rewards)))
+                learner_drift.observe_model(self.drift, policy, segment, slot.learner,
+                                            None if losses is None else losses[1])  # fmt: skip  # may respond
+            else:
+                self._track_loss(policy, segment, slot, X, rewards)
+                self.drift.observe_model(
+                    policy, segment, slot.learner, X, rewards, positions.tolist()
+                )  # may respond
             slot.learner.learn_many(
                 X, rewards, positions=positions, propensities=propensities, randomized=randomized
             )
-            for r, e in todo:
-                if r.offset > slot.offsets.get(r.partition, -1):
-                    slot.offsets[r.partition] = r.offset
-                if e.clicked and len(slot.clicked_ts) < 1000:
-                    slot.clicked_ts.append(e.ts)
+            for p in in_batch:  # the highest offset learned per partition
+                learned = offs[keep & (parts == p)]
+                if len(learned) and int(learned.max()) > slot.offsets.get(p, -1):
+                    slot.offsets[p] = int(learned.max())
+            room = 1000 - len(slot.clicked_ts)  # impressions of the first 1,000 clicks since the publish
+            if room > 0:
+                slot.clicked_ts.extend(
+                    fresh[i][1].ts for i in np.flatnonzero(clicked_all & keep)[:room].tolist()
+                )
             slot.dirty = True
             self.metrics.examples.labels(policy, segment, "learned").inc(n)
         self._since_publish += len(fresh)
+
+    @staticmethod
+    def _done(slot: Slot, parts: npt.NDArray[np.int64], in_batch: list[int]) -> npt.NDArray[np.int64]:
+        """The offset ``slot`` has learned up to in each row's partition (-1: none)."""
+        if len(in_batch) == 1:
+            return np.full(len(parts), slot.offsets.get(in_batch[0], -1), dtype=np.int64)
+        done = np.full(len(parts), -1, dtype=np.int64)
+        for p in in_batch:
+            done[parts == p] = slot.offsets.get(p, -1)
+        return done
 
     def _count_skips(self, segment: str, skipped: int, duplicates: int, policy: str | None = None) -> None:
         counter = self.metrics.examples
@@ -345,7 +330,7 @@ class LearnerRuntime:
                 counter.labels(name, segment, "duplicate").inc(duplicates)
 
     def _track_loss(
-        self, policy: str, segment: str, slot: _Slot, X: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+        self, policy: str, segment: str, slot: Slot, X: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
     ) -> None:
         learner = slot.learner
         if isinstance(learner, LogisticLearner):
@@ -391,7 +376,7 @@ class LearnerRuntime:
             self._since_publish = 0
         return published
 
-    def _publish_one(self, policy: str, segment: str, slot: _Slot) -> bool:
+    def _publish_one(self, policy: str, segment: str, slot: Slot) -> bool:
         assert self.store is not None  # noqa: S101  # checked by the caller
         m = self.metrics
         try:
@@ -453,7 +438,7 @@ class LearnerRuntime:
         except StoreUnavailable:
             return True  # cannot tell: the usual conflict path reloads when it can
 
-    def _model_metrics(self, policy: str, segment: str, slot: _Slot) -> dict[str, float]:
+    def _model_metrics(self, policy: str, segment: str, slot: Slot) -> dict[str, float]:
         if slot.loss_n:
             return {"rolling_loss": slot.loss_sum / slot.loss_n, "loss_window": float(slot.loss_n)}
         return {}

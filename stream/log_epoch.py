@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from stream._kafka_admin import topic_id, topic_ids
+from stream._kafka_admin import TopicIds
 
 __all__ = ["AUTO", "LogEpochWatch", "LogEpochs"]
 
@@ -41,11 +41,11 @@ class LogEpochWatch:
     """Asks the broker for the topic's id without blocking the event loop."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str, *, lookup: Callable[[str, str], str | None] = topic_id
+        self, bootstrap_servers: str, topic: str, *, lookup: Callable[[str, str], str | None] | None = None
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
-        self._lookup = lookup
+        self._lookup = lookup or TopicIds().topic_id  # one admin client, kept: asked every 2 s
 
     def now(self) -> str | None:
         """The log's epoch now, or None when the broker could not be asked (blocks; short timeout)."""
@@ -101,7 +101,7 @@ class LogEpochs:
         bootstrap_servers: str,
         topics: Sequence[str],
         *,
-        lookup: Callable[[str, Sequence[str]], Mapping[str, str | None]] = topic_ids,
+        lookup: Callable[[str, Sequence[str]], Mapping[str, str | None]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_age_s: float = 3.0,
     ) -> None:
@@ -112,7 +112,7 @@ class LogEpochs:
         self.bootstrap_servers = bootstrap_servers
         self.topics = list(topics)
         self.max_age_s = max_age_s
-        self._lookup = lookup
+        self._lookup = lookup or TopicIds()  # one admin client, kept: asked every second
         self._clock = clock
         self.known: dict[str, str] = {}
         self.changes = 0  # new logs seen since start-up, all topics

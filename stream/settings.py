@@ -29,6 +29,8 @@ SMARTTRIP_MIN_EXAMPLES             guardrail: fewest examples to publish      0
 SMARTTRIP_MAX_ABS_WEIGHT           guardrail: largest allowed |weight|        1000
 SMARTTRIP_LOG_EPOCH                id of the examples log the offsets refer   auto
                                    to (auto: the topic's id; stream.log_epoch)
+SMARTTRIP_LEARNER_FAST             learner: compiled loops, light decoding    1
+                                   (same models; 0 = reference path)
 SMARTTRIP_LEARN_SCOPE              segment: a model per segment; global: one   segment
                                    model per policy from every partition,
                                    stored as segment "_all" (bandit.segments)
@@ -101,6 +103,7 @@ class StreamSettings:
     min_examples: int = 0
     max_abs_weight: float = 1000.0
     log_epoch: str = "auto"
+    learner_fast: int = 1
     learn_scope: str = "segment"
     traffic_filter: int = 1
     bot_min_click_gap_s: float = 0.25
@@ -154,7 +157,7 @@ class StreamSettings:
             raise SettingsError(f"{ENV_PREFIX}METRICS_PORT: must be a port number, got {self.metrics_port}")
 
     def _check_quality(self) -> None:
-        for name in ("traffic_filter", "drift_response"):
+        for name in ("traffic_filter", "drift_response", "learner_fast"):
             if getattr(self, name) not in (0, 1):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be 0 or 1, got {getattr(self, name)}")
         for name in (

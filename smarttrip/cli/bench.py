@@ -131,6 +131,88 @@ def freshness(
         console.print(f"wrote {json_out}")
 
 
+@app.command("learner-cpu")
+def learner_cpu(
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    rates: str = typer.Option(
+        "1425,4750", help="Input rates in examples/s (~9.5 per rank: 150 and 500 ranks/s)."
+    ),
+    seconds: float = typer.Option(4.0, min=0.5, help="Seconds of input per in-process round."),
+    rounds: int = typer.Option(
+        3, min=1, help="In-process rounds per path (alternating; the median is shown)."
+    ),
+    worker_examples: int = typer.Option(30_000, min=0, help="Examples for the worker catch-up (0: skip it)."),
+    worker_rounds: int = typer.Option(
+        3, min=1, help="Worker runs per path (alternating; the median is shown)."
+    ),
+    seed: int = typer.Option(0, help="Seed for the synthetic examples."),
+) -> None:
+    """Learner CPU per example: the reference path vs the fast path (same models), in the same run."""
+    from bench import learner_cpu as bench_cpu
+
+    console = Console()
+    with console.status("starting redis-server…") as status:
+        inproc = bench_cpu.run_inprocess(
+            rates=tuple(float(r) for r in _parse_sizes(rates)), seconds=seconds, rounds=rounds, seed=seed,
+            progress=lambda m: status.update(f"measuring {m}…"),
+        )  # fmt: skip
+    table = Table(
+        title=f"Learner runtime, CPU µs per example (median of {rounds} rounds; Redis's own CPU excluded)"
+    )
+    for col in (
+        "input rate",
+        "batch",
+        "path",
+        "learn",
+        "publish",
+        "total",
+        "learn vs reference",
+        "total vs reference",
+    ):
+        table.add_column(col, justify="right")
+    base = {r.rate: r for r in inproc if r.path == "reference"}
+    for r in inproc:
+        ref = base[r.rate]
+        table.add_row(f"{r.rate:,.0f}/s", str(r.batch), r.path, f"{r.learn_us:.1f}", f"{r.publish_us:.1f}",
+                      f"{r.total_us:.1f}", f"{ref.learn_us / r.learn_us:.2f}×", f"{ref.total_us / r.total_us:.2f}×")  # fmt: skip
+    console.print(table)
+    workers = []
+    if worker_examples:
+        with console.status("starting the broker and redis-server…") as status:
+            workers = bench_cpu.run_worker(
+                n_examples=worker_examples, rounds=worker_rounds, seed=seed,
+                progress=lambda m: status.update(f"measuring {m}…"),
+            )  # fmt: skip
+        wt = Table(
+            title=f"Learner worker catching up through Kafka (Faust included; median of {worker_rounds})"
+        )
+        for col in (
+            "path",
+            "examples",
+            "examples/s",
+            "CPU µs/example",
+            "rate vs reference",
+            "CPU vs reference",
+        ):
+            wt.add_column(col, justify="right")
+        ref_w = workers[0]
+        for w in workers:
+            cpu, ref_cpu = w.cpu_us_per_event, ref_w.cpu_us_per_event
+            ratio = f"{ref_cpu / cpu:.2f}×" if cpu and ref_cpu else "n/a"
+            wt.add_row(w.mode, f"{w.events:,}", f"{w.rate:,.0f}", f"{cpu:.0f}" if cpu else "n/a",
+                       f"{w.rate / ref_w.rate:.2f}×", ratio)  # fmt: skip
+        console.print(wt)
+    if json_out:
+        payload = {
+            "benchmark": "learner-cpu",
+            "machine": platform.platform(),
+            "inprocess": [r.as_dict() for r in inproc],
+            "worker": [w.as_dict() for w in workers],
+        }
+        json_out.write_text(json.dumps(payload, indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+
+
 @app.command("serve")
 def serve(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),

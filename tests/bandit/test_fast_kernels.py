@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bandit import LinUCB, LogisticLearner, VWPolicy
-from bandit.fast_kernels import AVAILABLE, FastLinUCB, FastLogisticLearner, accelerate
+from bandit.fast_kernels import AVAILABLE, FastLinUCB, FastLogisticLearner, FastVW, accelerate
 from bandit.position_bias import PositionCorrection
-from bandit.protocol import Learner
+from bandit.protocol import Learner, learner_from_bytes
 from scoring.weights import SCORING_WEIGHTS
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="numba (the 'fast' extra) is not installed")
@@ -134,7 +134,19 @@ def test_accelerate_keeps_parameters_state_and_format() -> None:
     back = LogisticLearner.from_bytes(fast.to_bytes())  # a replayed model loads as the reference class
     assert type(back) is LogisticLearner
     vw = VWPolicy(seed=0)
-    assert accelerate(vw) is vw  # no kernel: unchanged
+    vw.learn_many(np.eye(20), np.ones(20), positions=np.arange(20))
+    fast_vw = accelerate(vw)
+    assert isinstance(fast_vw, FastVW)
+    # accelerate is a save/load: the same as loading the reference's bytes (VW's own
+    # counters and scratch slot change in a load), and it learns on bit for bit.
+    loaded = VWPolicy.from_bytes(vw.to_bytes())
+    assert fast_vw.to_bytes() == loaded.to_bytes()
+    for model in (fast_vw, loaded):
+        model.learn_many(
+            np.eye(20)[::-1], np.arange(20) % 2, positions=np.arange(20), randomized=np.ones(20, dtype=bool)
+        )
+    assert fast_vw.to_bytes() == loaded.to_bytes()
+    assert type(learner_from_bytes(fast_vw.to_bytes())) is VWPolicy
 
     class Custom(LinUCB):
         pass

@@ -59,9 +59,8 @@ EVENT_RATE = 1_000.0
 class Drain:
     produced: int
     expected: Expected
-    samples: list[
-        tuple[float, float, int, float, float]
-    ]  # (s, events read, RSS, open sessions, quality entries)
+    # (s, events read, RSS, open sessions, traffic-quality entries: sessions of the bot rules, users of the cap)
+    samples: list[tuple[float, float, int, float, float, float]]
     drained_s: float
     lag: float
     final: dict[str, float]
@@ -83,7 +82,7 @@ def drain() -> Iterator[Drain]:
         )  # fmt: skip
         produced = produce_all(services, records)
         del records
-        samples: list[tuple[float, float, int, float, float]] = []
+        samples: list[tuple[float, float, int, float, float, float]] = []
         worker = WorkerProcess(run.env, name="join-backlog")
         try:
             started = time.monotonic()
@@ -95,8 +94,11 @@ def drain() -> Iterator[Drain]:
                 m = worker.metrics()
                 read = sum(v for k, v in m.items() if k.startswith("smarttrip_stream_events_total{"))
                 sessions = sum(v for k, v in m.items() if k.startswith("smarttrip_stream_open_sessions"))
-                tracked = sum(v for k, v in m.items() if k.startswith("smarttrip_stream_quality_tracked"))
-                samples.append((time.monotonic() - started, read, rss_bytes(worker.pid), sessions, tracked))
+                rules = m.get("smarttrip_stream_quality_tracked{kind=sessions}", 0.0)
+                users = m.get("smarttrip_stream_quality_tracked{kind=users}", 0.0)
+                samples.append(
+                    (time.monotonic() - started, read, rss_bytes(worker.pid), sessions, rules, users)
+                )
                 time.sleep(0.5)
             drained_s = time.monotonic() - started
             lag = worker.total("smarttrip_stream_consumer_lag_records")
@@ -124,13 +126,15 @@ def test_backlog_drains_to_zero_lag_with_bounded_state_and_memory(drain: Drain) 
     second = [s for s in samples if s[1] >= produced / 2]
     assert len(first) >= 3 and len(second) >= 3, samples
     sessions_1, sessions_2 = max(s[3] for s in first), max(s[3] for s in second)
-    tracked_1, tracked_2 = max(s[4] for s in first), max(s[4] for s in second)
+    rules_1, rules_2 = max(s[4] for s in first), max(s[4] for s in second)
+    users_1, users_2 = max(s[5] for s in first), max(s[5] for s in second)
     rss_start, rss_mid, rss_peak = first[0][2], second[0][2], max(s[2] for s in samples)
     report = (
         f"\n{produced} events drained in {drain.drained_s:.0f} s ({produced / drain.drained_s:.0f}/s); "
         f"RSS {rss_start / MiB:.0f} (first sample) → {rss_mid / MiB:.0f} (half drained) → {rss_peak / MiB:.0f} MiB "
         f"(peak); open sessions peak {sessions_1:.0f} / {sessions_2:.0f}, traffic-quality entries peak "
-        f"{tracked_1:.0f} / {tracked_2:.0f} (first / second half)"
+        f"{rules_1:.0f} + {users_1:.0f} / {rules_2:.0f} + {users_2:.0f} (rules' sessions + cap's users, "
+        "first / second half)"
     )
     print(report)
     # The join's sessions plateau: the second half of the drain holds no more than the first.
@@ -139,19 +143,32 @@ def test_backlog_drains_to_zero_lag_with_bounded_state_and_memory(drain: Drain) 
     assert rss_peak - rss_mid < 0.5 * (rss_mid - rss_start), report
 
 
+def _halves_peaks(drain: Drain, column: int) -> tuple[float, float]:
+    first = [s[column] for s in drain.samples if 0 < s[1] < drain.produced / 2]
+    second = [s[column] for s in drain.samples if s[1] >= drain.produced / 2]
+    assert first and second
+    return max(first), max(second)
+
+
+# The traffic-quality state in two parts (the gauge's ``kind``), each on its own: their sum peaked in
+# either half depending on how the two lined up (second / first 1.07-1.27), which said nothing of growth.
+def test_backlog_bot_rule_sessions_plateau(drain: Drain) -> None:
+    # They expire with their partition's watermark, like the join's sessions.
+    first, second = _halves_peaks(drain, 4)
+    assert second <= 1.2 * first, (first, second)
+
+
 @pytest.mark.xfail(
     strict=False,
-    reason="intermittent since the quality gauge counts the user cap's users too (before, only the bot rules' "
-    "sessions): both parts are bounded — the rules' sessions expire with their partition's watermark and peak "
-    "alike in both halves (~35,000, mostly clicks read ahead of their slates in one fetch), the cap holds the "
-    "users of one 25 s window (a saw-tooth up to ~18,000) — but the cap may still be nearly empty when the "
-    "sessions peak in the first half: second / first half peak 1.07-1.25 (e.g. 40,021 / 48,418), passed 4 of 8 runs",
+    reason="the user cap's users peak higher in the second half of the drain: 10,663 / 18,006 and "
+    "12,564 / 19,846 (first / second half) in two runs. The cap forgets a window's users when a later window "
+    "starts, but partitions close windows at their own event times, and examples of an ended window start "
+    "fresh counts that live until the next window change; the CI backlog spans only four 25 s windows, too "
+    "few to tell this straggler state from growth (SMARTTRIP_FAULTS_SCALE=full spans forty)",
 )
-def test_backlog_traffic_quality_state_plateaus(drain: Drain) -> None:
-    first = [s[4] for s in drain.samples if 0 < s[1] < drain.produced / 2]
-    second = [s[4] for s in drain.samples if s[1] >= drain.produced / 2]
-    assert first and second
-    assert max(second) <= 1.2 * max(first), (max(first), max(second))
+def test_backlog_user_cap_state_plateaus(drain: Drain) -> None:
+    first, second = _halves_peaks(drain, 5)
+    assert second <= 1.2 * first, (first, second)
 
 
 def test_backlog_loses_nothing(drain: Drain) -> None:

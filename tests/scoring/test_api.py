@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import Counter
 from typing import Any
 
@@ -307,6 +308,33 @@ async def test_rapid_publishes_coalesce_into_throttled_swaps(services: EmbeddedS
         await _wait(lambda: _loaded_version(cache, 11), timeout=5.0)
         # The first notice loads right away, the other nine coalesce into one reload a second later.
         assert 1 <= len(loads) <= 3, len(loads)
+
+
+async def test_the_poll_loads_a_pair_at_most_once_per_min_swap_too(services: EmbeddedServices) -> None:
+    """A learner publishing all the time: the poll schedules a pair swapped within min_swap_s, as a notice does."""
+    env = new_env(services)
+    publish_linucb(services, env.namespace, ["general"])
+    settings = settings_for(services, env, experiment=LINUCB_ONLY, model_min_swap_s=1.0, model_poll_s=0.1)
+    async with running(settings) as srv:
+        cache = srv.svc.models
+        await _wait(lambda: _loaded_version(cache, 1))
+        loads: list[bytes] = []
+        real_loader = cache.loader
+
+        def counting(data: bytes) -> Any:
+            loads.append(data)
+            return real_loader(data)
+
+        cache.loader = counting
+        started = time.monotonic()
+        for _ in range(25):  # versions 2..26 over ~2.5 s: ~25 polls, as many notices
+            await asyncio.to_thread(publish_linucb, services, env.namespace, ["general"])
+            await asyncio.sleep(0.1)
+        elapsed = time.monotonic() - started
+        await _wait(lambda: _loaded_version(cache, 26), timeout=5.0)  # the newest still arrives
+        # One load per second at most (+1: the last version, scheduled after the publishing stopped);
+        # before, the poll reloaded at each of its ~25 rounds.
+        assert 1 <= len(loads) <= elapsed / settings.model_min_swap_s + 2, (len(loads), elapsed)
 
 
 async def _loaded_version(cache: Any, version: int) -> bool:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +19,8 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from stream._managed_process import free_loopback_port
+from stream._kafka_admin import topic_ids
+from stream._managed_process import free_loopback_port, stop_popen
 from stream.embedded import (
     DEFAULT_TOPICS,
     ENV_KAFKA_BOOTSTRAP,
@@ -227,3 +232,51 @@ def test_free_ports_lie_outside_the_ephemeral_range() -> None:
     ports = {free_loopback_port() for _ in range(50)}
     assert all(not low <= p <= high for p in ports), sorted(ports)
     assert len(ports) > 40  # spread, so concurrent tests rarely pick the same one
+
+
+# Runs in a child: kafka-python leaves the socket of a connection the broker broke unclosed, and its
+# ResourceWarning, raised whenever the garbage collector gets to it, would fail whichever test runs then.
+_KEPT_CLIENT = """
+import json, sys, time
+from stream._kafka_admin import TopicIds
+ids, names = TopicIds(timeout=5.0), sys.argv[2:]
+for line in sys.stdin:  # one question per line, retried while the broker comes back
+    for _ in range(40):
+        try:
+            print(json.dumps(ids(sys.argv[1], names)), flush=True)
+            break
+        except Exception:
+            time.sleep(0.25)
+ids.close()
+"""
+
+
+def test_kept_topic_id_client_answers_like_a_fresh_one_and_across_a_broker_restart(
+    own: EmbeddedServices,
+) -> None:
+    names = sorted(OWN_TOPICS)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KEPT_CLIENT, own.bootstrap_servers, *names],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+
+    def ask() -> dict[str, str | None]:
+        child.stdin.write("?\n")  # type: ignore[union-attr]
+        child.stdin.flush()  # type: ignore[union-attr]
+        return dict(json.loads(child.stdout.readline()))  # type: ignore[union-attr]
+
+    try:
+        before = ask()
+        assert before == topic_ids(own.bootstrap_servers, names) and all(before.values())
+        assert ask() == before  # the same client, asked again
+        own.restart_broker(OWN_TOPICS)
+        after = ask()  # the kept connection broke: a failed question, then a new client
+        assert after == topic_ids(own.bootstrap_servers, names)
+        assert all(after[t] != before[t] for t in names)  # recreated topics: new logs
+    finally:
+        child.stdin.close()  # the child's loop ends
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(10)
+        stop_popen(child)  # type: ignore[arg-type]
+        child.stdout.close()

@@ -1,0 +1,34 @@
+"""CachedPartitioner picks aiokafka's DefaultPartitioner's partition (scoring.partitioner)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from scoring.partitioner import CachedPartitioner
+
+
+def test_equals_the_default_partitioner_on_seeded_keys_and_partition_counts() -> None:
+    rng = random.Random(11)
+    default, cached = DefaultPartitioner(), CachedPartitioner(size=500)
+    keys = [rng.randbytes(rng.randrange(0, 60)) for _ in range(2000)]
+    keys += [f"sim-{rng.getrandbits(64):032x}".encode() for _ in range(500)]
+    for n in (1, 2, 3, 4, 7, 12, 64):
+        partitions = list(range(n))
+        for key in keys + keys[:300]:  # the repeats are served from the cache
+            assert cached(key, partitions, partitions) == default(key, partitions, partitions)
+    assert 0 < len(cached) <= 500  # bounded: emptied when full
+
+
+def test_a_none_key_goes_to_an_available_partition() -> None:
+    cached = CachedPartitioner()
+    assert {cached(None, [0, 1, 2, 3], [2]) for _ in range(20)} == {2}
+    assert {cached(None, [0, 1, 2, 3], []) for _ in range(200)} <= {0, 1, 2, 3}
+    assert len(cached) == 0
+
+
+def test_size_is_validated() -> None:
+    with pytest.raises(ValueError, match="size: must be >= 1"):
+        CachedPartitioner(size=0)
