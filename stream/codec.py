@@ -424,11 +424,22 @@ _EXAMPLE_STRS = (
 _LABEL_COUNTS = ("click", "save", "booking_start", "contact")
 
 
-def _example_fast(obj: dict[str, object]) -> Example | None:
-    """The example of a valid record, or None at the first doubt (the learner's hot path).
+#: An accepted example record's fields, from :func:`example_fields`: the ``_EXAMPLE_STRS`` in order, φ row,
+#: position, revision, propensity, reward, ts, clicked, examined, randomized, the ``_LABEL_COUNTS`` in order,
+#: dwell. A plain tuple: a NamedTuple cost ~0.3 µs more per record on the learner's hot path.
+ExampleFields = tuple[
+    list[str], tuple[float, ...], int, int, float, float, float, bool, bool, bool, list[int], float
+]
 
-    Same rules as the careful path below, in fewer calls; errors and their
-    messages are left to that path.
+
+def example_fields(obj: dict[str, object]) -> ExampleFields | None:
+    """The fields of a valid example record, or None at the first doubt (the learners' hot path).
+
+    Same rules as the careful path of :func:`example_from_dict`, in fewer calls;
+    errors and their messages are left to that path. Shared by
+    :func:`_example_fast` and :mod:`stream.learner_decode`, so the two fast
+    paths cannot drift apart. May raise ``OverflowError`` (fsum of huge
+    finite values): the careful path decides then.
     """
     if obj.get("v") != SCHEMA_VERSION or obj.get("kind") != "example":
         return None
@@ -468,15 +479,24 @@ def _example_fast(obj: dict[str, object]) -> Example | None:
         and math.isfinite(math.fsum(row))
     ):
         return None
-    request_id, trip_id, session_id, user_id, segment, policy, model_version, feature_version = cast(
-        "list[str]", strs
-    )
-    c = cast("list[int]", counts)
+    return (
+        cast("list[str]", strs), row, position, revision, float(cast(float, propensity)),
+        float(cast(float, reward)), float(cast(float, ts)), clicked, examined, randomized,
+        cast("list[int]", counts), float(cast(float, dwell)),
+    )  # fmt: skip
+
+
+def _example_fast(obj: dict[str, object]) -> Example | None:
+    """The example of a valid record, or None at the first doubt (the learner's hot path)."""
+    f = example_fields(obj)
+    if f is None:
+        return None
+    strs, row, position, revision, propensity, reward, ts, clicked, examined, randomized, c, dwell = f
+    request_id, trip_id, session_id, user_id, segment, policy, model_version, feature_version = strs
     return Example(
         f"{request_id}:{trip_id}", request_id, trip_id, session_id, user_id, segment, policy, model_version,
-        feature_version, row, position, float(cast(float, propensity)), float(cast(float, reward)),
-        Labels(c[0], c[1], c[2], c[3], float(cast(float, dwell))), clicked, examined, float(cast(float, ts)),
-        revision, randomized,
+        feature_version, row, position, propensity, reward, Labels(c[0], c[1], c[2], c[3], dwell),
+        clicked, examined, ts, revision, randomized,
     )  # fmt: skip
 
 

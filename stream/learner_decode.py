@@ -4,7 +4,7 @@ Why: the learner worker decodes every record of ``examples``, and
 :func:`stream.codec.decode_example` spends a third of its time building the
 frozen :class:`~stream.events.Example` and :class:`~stream.events.Labels`
 objects, of whose 20 fields the learner reads 11. :func:`learn_row` checks
-*the same rules* as the codec's fast path (``stream.codec._example_fast``) on
+*the same rules* as the codec's fast path (:func:`stream.codec.example_fields`) on
 the parsed JSON and returns only those 11 fields in a :class:`LearnRow`;
 at the first doubt (anything that path would not accept, or a payload that
 is not plain bytes) it asks :func:`~stream.codec.decode_example`, which is
@@ -26,37 +26,14 @@ True
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import orjson
 
-from stream._fields import MAX_ID_LEN
-from stream.codec import decode_example
-from stream.events import (
-    MAX_COUNT,
-    MAX_PAYLOAD_BYTES,
-    MAX_PHI_DIM,
-    MAX_POSITION,
-    MAX_TS,
-    SCHEMA_VERSION,
-    Example,
-)
+from stream.codec import decode_example, example_fields
+from stream.events import MAX_PAYLOAD_BYTES, Example
 
 __all__ = ["LearnRow", "learn_row"]
-
-_NUMBERS = frozenset({int, float})
-_STRS = (
-    "request_id",
-    "trip_id",
-    "session_id",
-    "user_id",
-    "segment",
-    "policy",
-    "model_version",
-    "feature_version",
-)
-_LABEL_COUNTS = ("click", "save", "booking_start", "contact")
 
 
 class LearnRow(NamedTuple):
@@ -99,45 +76,10 @@ def learn_row(raw: bytes) -> LearnRow:
 
 
 def _fast(obj: dict[str, object]) -> LearnRow | None:
-    """``stream.codec._example_fast``'s checks, in its order; None where it would return None."""
-    if obj.get("v") != SCHEMA_VERSION or obj.get("kind") != "example":
+    """The codec's fast-path checks (:func:`stream.codec.example_fields`); None where they would give None."""
+    f = example_fields(obj)
+    if f is None:
         return None
-    strs = [obj.get(k) for k in _STRS]
-    for value in strs:
-        if type(value) is not str or not 0 < len(value) <= MAX_ID_LEN:
-            return None
-    example_id = obj.get("example_id")
-    if example_id != f"{strs[0]}:{strs[1]}":
-        return None
-    phi, labels = obj.get("phi"), obj.get("labels")
-    position, revision = obj.get("position"), obj.get("revision")
-    propensity, reward, ts = obj.get("propensity"), obj.get("reward"), obj.get("ts")
-    clicked, examined, correction = obj.get("clicked"), obj.get("examined"), obj.get("is_correction")
-    randomized = obj.get("randomized", False)
-    if type(randomized) is not bool:
-        return None
-    if type(phi) is not list or len(phi) > MAX_PHI_DIM or not set(map(type, phi)) <= _NUMBERS:
-        return None
-    if type(labels) is not dict or type(position) is not int or type(revision) is not int:
-        return None
-    if type(propensity) not in _NUMBERS or type(reward) not in _NUMBERS or type(ts) not in _NUMBERS:
-        return None
-    if type(clicked) is not bool or type(examined) is not bool or correction is not (revision > 0):
-        return None
-    counts = [labels.get(k) for k in _LABEL_COUNTS]
-    dwell = labels.get("dwell_s")
-    if any(type(c) is not int or not 0 <= c <= MAX_COUNT for c in counts) or type(dwell) not in _NUMBERS:
-        return None
-    row = tuple(map(float, phi))
-    if not (
-        0 <= position <= MAX_POSITION
-        and 0 <= revision <= MAX_COUNT
-        and 0 < propensity <= 1  # type: ignore[operator]
-        and math.isfinite(reward)  # type: ignore[arg-type]
-        and 0 < ts <= MAX_TS  # type: ignore[operator]
-        and 0 <= dwell < math.inf  # type: ignore[operator]
-        and math.isfinite(math.fsum(row))
-    ):
-        return None
-    return LearnRow(example_id, revision, strs[4], strs[5], row, position, float(propensity), float(reward),  # type: ignore[arg-type]
-                    clicked, randomized, float(ts))  # type: ignore[arg-type]  # fmt: skip
+    strs, row, position, revision, propensity, reward, ts, clicked, _, randomized, _, _ = f
+    return LearnRow(f"{strs[0]}:{strs[1]}", revision, strs[4], strs[5], row, position, propensity, reward,
+                    clicked, randomized, ts)  # fmt: skip
