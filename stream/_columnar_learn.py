@@ -7,7 +7,7 @@ segment, the calls ``_learn_segment`` makes — the serving policies' click
 drift, then per policy the loss metric, the loss drift (and its response)
 and ``learn_many`` — on the same rows in the same order, through the
 runtime's own models and drift monitor (whose ADWIN feed is redone here
-without River's per-row Python properties: :func:`_feed`). The examples' de-duplication is
+without River's per-row Python properties: :func:`stream.learner_drift.feed`). The examples' de-duplication is
 not needed: the columnar replay only runs on inputs whose ``(example_id,
 revision)`` keys are all distinct. ``tests/analysis/test_replay_columnar.py``
 checks the models against the careful replay's.
@@ -16,13 +16,12 @@ checks the models against the careful replay's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from river.drift import ADWIN
 
-from bandit.drift import DriftEvent, DriftMonitor, Signal, _Watch, brier_losses
+from bandit.drift import brier_losses
+from stream.learner_drift import feed
 from stream.learner_runtime import LearnerRuntime
 from stream.replay import ReplayStats
 
@@ -83,49 +82,14 @@ def _learn_segment(
     for policy in sorted(set(served.tolist()) & {"rules", *runtime.policies}):
         model = runtime._slot(policy, segment).learner if policy in runtime.policies else None
         clicks = np.asarray(click[served == policy], dtype=np.float64)
-        drift._respond(_feed(drift, policy, segment, "clicks", clicks), model, "down")  # = observe_clicks
+        drift._respond(feed(drift, policy, segment, "clicks", clicks), model, "down")  # = observe_clicks
     for policy in runtime.policies:
         slot = runtime._slot(policy, segment)
         runtime._track_loss(policy, segment, slot, X, y)
         losses = brier_losses(slot.learner, X, y > 0, pos.tolist())  # = observe_model
         if losses is not None:
-            drift._respond(_feed(drift, policy, segment, "loss", losses), slot.learner, "up")
+            drift._respond(feed(drift, policy, segment, "loss", losses), slot.learner, "up")
         slot.learner.learn_many(X, y, positions=pos, propensities=prop, randomized=rand)
         slot.offsets[0] = max(last_offset, slot.offsets.get(0, -1))
         slot.dirty = True
         runtime.metrics.examples.labels(policy, segment, "learned").inc(len(rows))
-
-
-def _feed(
-    monitor: DriftMonitor, policy: str, segment: str, signal: Signal, values: npt.NDArray[np.float64]
-) -> list[tuple[DriftEvent, _Watch]]:
-    """:meth:`bandit.drift.DriftMonitor._feed` without River's Python properties per row.
-
-    The same ADWIN updates in the same order (``ADWIN.update``: a detector that
-    detected a drift is reset first; ``estimation``: total / width, 0 when
-    empty), the same events and counts.
-    """
-    key = (policy, segment, signal)
-    watch = monitor._watch.get(key)
-    if watch is None:
-        watch = monitor._watch[key] = _Watch(ADWIN(delta=monitor.config.delta))  # type: ignore[no-untyped-call]
-    adwin = watch.adwin
-    helper = adwin._helper
-    found: list[tuple[DriftEvent, _Watch]] = []
-    for v in values.tolist():
-        width = helper.get_width()
-        before = helper.get_total() / width if width else 0.0
-        if adwin._drift_detected:
-            adwin._reset()  # type: ignore[no-untyped-call]
-            helper = adwin._helper
-        detected = bool(helper.update(v))
-        adwin._drift_detected = detected
-        watch.seen += 1
-        if detected:
-            width = helper.get_width()
-            after = helper.get_total() / width if width else 0.0
-            direction: Literal["up", "down"] = "up" if after > before else "down"
-            found.append((DriftEvent(policy, segment, signal, direction, before, after, watch.seen), watch))
-    model = (policy, segment)
-    monitor._examples[model] = max(monitor._examples.get(model, 0), watch.seen)
-    return found
