@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import DefaultPartitioner
+
+from stream.batch_producer import murmur2_hash
 
 __all__ = ["CachedPartitioner"]
 
@@ -42,7 +44,7 @@ class CachedPartitioner:
         if h is None:
             if len(self._hashes) >= self.size:
                 self._hashes.clear()
-            h = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+            h = self._hashes[key] = murmur2_hash(key)
         return all_partitions[h % len(all_partitions)]
 
     def __len__(self) -> int:

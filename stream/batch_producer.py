@@ -35,7 +35,7 @@ from typing import Any, NamedTuple, Protocol
 
 from aiokafka.partitioner import murmur2
 
-__all__ = ["BatchSender", "OutRecord", "murmur2_partition", "sender_for"]
+__all__ = ["BatchSender", "OutRecord", "murmur2_hash", "murmur2_partition", "sender_for"]
 
 
 class OutRecord(Protocol):
@@ -59,9 +59,14 @@ _KEY_CACHE_SIZE = 4096
 _STATE_CACHE_SIZE = 65536
 
 
+def murmur2_hash(key: bytes) -> int:
+    """Kafka's default partitioner's hash of a key (non-negative murmur2); the partition is it modulo the count."""
+    return int(murmur2(key) & 0x7FFFFFFF)
+
+
 def murmur2_partition(key: bytes, partitions: int) -> int:
     """Kafka's default (murmur2) partition of a key: what producers and the table use."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+    return murmur2_hash(key) % partitions
 
 
 class BatchSender:
