@@ -45,10 +45,10 @@ from monitoring.stream_metrics import StreamMetrics, position_label
 from stream.batch_producer import murmur2_partition
 from stream.codec import decode_interaction, encode
 from stream.errors import EventError
-from stream.events import DeadLetter, Impression
+from stream.events import DeadLetter
 from stream.example_bytes import ExampleEncoder
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
-from stream.packed_impression import PackedImpression, decode_packed_impression
+from stream.packed_impression import decode_packed_impression
 from stream.quality_gate import QualityGate
 from stream.session import EmittedSlate
 from stream.settings import StreamSettings
@@ -216,8 +216,7 @@ class JoinRuntime:
             if rec.topic == s.topic_impressions:
                 imp = decode_packed_impression(raw)
                 self._saw(rec.topic, rec.partition, imp.ts, now)
-                if self.gate.filter is not None:  # the session rules read the impression's header only
-                    self.gate.observe(_header(imp), rec.partition)
+                self.gate.observe(imp, rec.partition)  # the session rules read the header only
                 outcomes = part.join.on_impression(imp)
             elif rec.topic == s.topic_interactions:
                 ev = decode_interaction(raw)
@@ -358,17 +357,3 @@ class JoinRuntime:
         out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))
         self.metrics.deadletters.labels(dl.stage, dl.reason).inc()
 
-
-def _header(p: PackedImpression) -> Impression:
-    """The impression without its slate (what the traffic filter reads)."""
-    return Impression(
-        p.request_id,
-        p.session_id,
-        p.user_id,
-        p.segment,
-        p.policy,
-        p.model_version,
-        p.feature_version,
-        p.ts,
-        (),
-    )

@@ -28,6 +28,7 @@ import logging
 
 from monitoring.stream_metrics import StreamMetrics
 from stream.events import Example, Impression, Interaction
+from stream.packed_impression import PackedImpression
 from stream.settings import StreamSettings
 from stream.traffic_filter import Rule, TrafficFilter, TrafficRules
 from stream.user_cap import UserCap
@@ -100,14 +101,14 @@ class QualityGate:
         )
         return cls(rules=rules, cap=cap, metrics=metrics, watermark_expiry=watermark_expiry)
 
-    def observe(self, record: Impression | Interaction, partition: int = 0) -> None:
+    def observe(self, record: Impression | PackedImpression | Interaction, partition: int = 0) -> None:
         """Feed one decoded input record (read from input ``partition``) to the session rules."""
         if self.filter is None:
             return
-        if isinstance(record, Impression):
-            self.filter.observe_impression(record, partition)
-        else:
+        if isinstance(record, Interaction):
             self.filter.observe_interaction(record, partition)
+        else:  # the rules read an impression's header only: packed or not
+            self.filter.observe_impression(record, partition)
 
     def expire(self, partition: int, watermark: float) -> int:
         """Forget the rule state of ``partition``'s sessions idle for the TTL at ``watermark``; how many."""

@@ -50,6 +50,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import orjson
+
 from stream._fields import as_object, check_int, check_list, check_str, req_bool, req_str, require
 from stream.codec import encode, impression_from_dict, interaction_from_dict, to_dict
 from stream.errors import EventError, JoinReason
@@ -216,6 +218,21 @@ class SessionState:
             "held": held,
             "seen": list(self.seen),
         }
+
+    def compact_json(self) -> bytes:
+        """``orjson.dumps(self.to_compact())``, built with fewer copies (the same bytes, tested).
+
+        What the join writes to its changelog for every changed session.
+        """
+        slates = [
+            {"impression": s.shown.compact_fields(), "attached": [to_dict(ev) for ev in s.attached],
+             "closed": s.closed, "revisions": s.revisions}
+            for s in self.slates
+        ]  # fmt: skip
+        held = [to_dict(ev) for ev in self.held]
+        return orjson.dumps(
+            {"cv": 1, "session_id": self.session_id, "slates": slates, "held": held, "seen": self.seen}
+        )
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form (schema ``"v": 1``: impressions as records), for a changelog-backed table."""

@@ -76,7 +76,7 @@ class TableStore(MutableMapping[str, SessionState]):
         for key in self._dirty:
             state = self._cache.get(key)
             if state is not None:
-                value = orjson.dumps(state.to_compact())
+                value = state.compact_json()
                 self._table[key] = state
                 changes.append((key, value))
             elif key in self._table:

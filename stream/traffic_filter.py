@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from stream.events import Impression, Interaction
+from stream.packed_impression import PackedImpression
 
 __all__ = ["RULES", "Rule", "TrafficFilter", "TrafficRules"]
 
@@ -154,8 +155,11 @@ class TrafficFilter:
         s = self._sessions.get(session_id)
         return None if s is None else s.verdict
 
-    def observe_impression(self, imp: Impression, partition: int = 0) -> None:
-        """Count a slate of the session (``partition``: the input partition it was read from)."""
+    def observe_impression(self, imp: Impression | PackedImpression, partition: int = 0) -> None:
+        """Count a slate of the session (``partition``: the input partition it was read from).
+
+        Reads the header only (session, request, ts): the join passes its packed impressions as they are.
+        """
         s = self._touch(imp.session_id, imp.ts, partition)
         if s is None or self._repeat(s, "r:" + imp.request_id):
             return

@@ -63,7 +63,19 @@ def test_packing_is_exact_and_the_fast_decoder_equals_the_careful_one(imp: Impre
     assert packed.impression() == careful == imp
     assert [orjson.dumps(r) for r in packed.rows()] == [orjson.dumps(s.phi) for s in imp.slate]  # -0.0 too
     assert PackedImpression.from_compact(orjson.loads(orjson.dumps(packed.to_compact())), "i") == packed
+    assert orjson.dumps(packed.compact_fields()) == orjson.dumps(packed.to_compact())  # the changelog's bytes
     assert examples_of(packed, []) == examples_of(imp, [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(impressions())
+def test_rows_unpack_the_buffer_as_a_memoryview_of_doubles_does(imp: Impression) -> None:
+    packed = PackedImpression.of(imp)
+    d, values = packed.dim, memoryview(packed.phi).cast("d")
+    reference = [tuple(values[k * d : (k + 1) * d]) for k in range(len(packed))]
+    rows = packed.rows()
+    assert [orjson.dumps(r) for r in rows] == [orjson.dumps(r) for r in reference]  # bit for bit, -0.0 too
+    assert all(type(r) is tuple for r in rows) and [packed.row(k) for k in range(len(packed))] == rows
 
 
 def test_fast_decoder_takes_numbers_as_the_careful_one_does() -> None:
@@ -156,6 +168,7 @@ def test_compact_state_round_trips_and_the_store_keeps_objects() -> None:
     for state in states.values():
         assert state is not None
         assert SessionState.from_dict(orjson.loads(orjson.dumps(state.to_compact()))) == state
+        assert state.compact_json() == orjson.dumps(state.to_compact())  # what the store writes
         assert SessionState.from_dict(state.to_dict()) == state  # the readable form still loads
     assert any(s.closed for st_ in states.values() if st_ for s in st_.slates)
 
