@@ -356,4 +356,3 @@ class JoinRuntime:
     def _dead_letter(self, dl: DeadLetter, out: list[Output]) -> None:
         out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))
         self.metrics.deadletters.labels(dl.stage, dl.reason).inc()
-
