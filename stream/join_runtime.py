@@ -129,6 +129,9 @@ class JoinRuntime:
             # outcomes itself (it then gets Emitted examples, as it expects).
             lazy_examples=type(self)._handle is JoinRuntime._handle,
         )
+        # Events that only count (most interactions: "attached"), added up over a batch
+        # without a call to _handle each (unless a subclass handles outcomes itself).
+        self._counts_only: dict[str, int] | None = {} if self.config.lazy_examples else None
         # bot rules and user cap (stream.quality_gate), expiring with the partitions' watermarks
         self.gate = QualityGate.from_settings(settings, metrics, watermark_expiry=True)
         self._table: StateTable = {} if table is None else table
@@ -185,6 +188,10 @@ class JoinRuntime:
             counts[key] = counts.get(key, 0) + 1
         for (topic, outcome), n in counts.items():
             self.metrics.events.labels(topic, outcome).inc(n)
+        if self._counts_only:
+            for name, n in self._counts_only.items():
+                self.metrics.join_events.labels(name).inc(n)
+            self._counts_only.clear()
         self._advance(now, out)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return out
@@ -235,6 +242,12 @@ class JoinRuntime:
             )
             self._dead_letter(dl, out)
             return "deadletter"
+        if not outcomes:  # most impressions
+            return "ok"
+        counts_only = self._counts_only
+        if counts_only is not None and len(outcomes) == 1 and type(one := outcomes[0]) is Counted:
+            counts_only[one.name] = counts_only.get(one.name, 0) + 1
+            return "ok"
         self._handle(outcomes, now, out)
         return "ok"
 

@@ -86,6 +86,7 @@ def test_fast_decoder_takes_numbers_as_the_careful_one_does() -> None:
     value = orjson.loads(records[0].value)
     value["slate"][0]["phi"][0] = 3  # an integer in φ, a huge one in the score
     value["slate"][1]["score"] = 18446744073709551616
+    value["slate"][2]["phi"][:4] = [1.0, 0.0, 1, 0]  # the values booleans would pack to: numbers all the same
     raw = json.dumps(value).encode()
     assert decode_packed_impression(raw).impression() == decode_impression(raw)
     assert decode_packed_impression(raw).scores[1] == 18446744073709551616.0
@@ -108,6 +109,8 @@ def _bad(path: list[Any], new: object) -> bytes:
     ("path", "new"),
     [
         (["slate", 0, "phi", 1], True),
+        (["slate", 4, "phi", 19], False),
+        (["slate", 9, "phi", 0], True),
         (["slate", 0, "phi", 1], None),
         (["slate", 0, "phi", 1], "0.5"),
         (["slate", 0, "phi", 1], float("nan")),
