@@ -56,6 +56,24 @@ class TableStore(MutableMapping[str, SessionState]):
     def __getitem__(self, key: str) -> SessionState:
         return self._cache[key]
 
+    # get, in and pop straight on the dict: the Mapping mixins go through __getitem__ and
+    # catch its KeyError, which the join pays on every event of a new session.
+    def get(self, key: str, default: SessionState | None = None) -> SessionState | None:  # type: ignore[override]
+        return self._cache.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._cache
+
+    def pop(self, key: str, *default: SessionState | None) -> SessionState | None:  # type: ignore[override]
+        if key in self._cache:
+            self._dirty.add(key)
+            return self._cache.pop(key)
+        if len(default) > 1:
+            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
+        if default:
+            return default[0]
+        raise KeyError(key)
+
     def __setitem__(self, key: str, value: SessionState) -> None:
         self._cache[key] = value
         self._dirty.add(key)
