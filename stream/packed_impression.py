@@ -229,10 +229,9 @@ def _packed_fast(obj: dict[str, object]) -> PackedImpression | None:
     version = obj.get("v")
     if type(version) is not int or version != SCHEMA_VERSION or obj.get("kind") != "impression":
         return None
-    strs = [obj.get(k) for k in _IMPRESSION_STRS]
-    for value in strs:
-        if type(value) is not str or not 0 < len(value) <= MAX_ID_LEN:
-            return None
+    strs = list(map(obj.get, _IMPRESSION_STRS))
+    if set(map(type, strs)) != _STR or min(map(len, strs)) == 0 or max(map(len, strs)) > MAX_ID_LEN:  # type: ignore[arg-type]
+        return None
     ts, names, catalog_version, items = (
         obj.get("ts"),
         obj.get("phi_names"),

@@ -136,6 +136,9 @@ def _bad(path: list[Any], new: object) -> bytes:
         (["ts"], 1.7e12),
         (["ts"], False),
         (["user_id"], 7),
+        (["request_id"], ""),
+        (["segment"], "x" * 129),
+        (["feature_version"], None),
         (["catalog_version"], ""),
     ],
 )
