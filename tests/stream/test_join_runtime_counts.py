@@ -23,7 +23,7 @@ class _EveryOutcome(JoinRuntime):
 def _counts(metrics: StreamMetrics) -> dict[tuple[str, str], float]:
     found = {}
     for metric in (metrics.join_events, metrics.events, metrics.examples, metrics.deadletters):
-        for s in metric.collect()[0].samples:
+        for s in next(iter(metric.collect())).samples:
             if s.name.endswith("_total"):
                 found[(s.name, ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())))] = s.value
     return found
