@@ -44,9 +44,11 @@ def test_counted_only_outcomes_added_per_batch_equal_handling_each() -> None:
     counts = []
     for runtime_type in (JoinRuntime, _EveryOutcome):
         clock = [T0]
-        rt = runtime_type(
-            StreamSettings(), StreamMetrics(), clock=lambda c=clock: c[0], changelog_topic="log"
-        )
+
+        def now(c: list[float] = clock) -> float:
+            return c[0]
+
+        rt = runtime_type(StreamSettings(), StreamMetrics(), clock=now, changelog_topic="log")
         got: list[Output] = []
         for i in range(0, len(records), 3):  # batches of three
             clock[0] = T0 + 2000 + i * 10
