@@ -44,6 +44,7 @@ from stream.session import (
     JoinConfig,
     Outcome,
     SessionState,
+    SlateState,
     apply_impression,
     apply_interaction,
     apply_watermark,
@@ -106,9 +107,29 @@ class SessionJoin:
         if owner is not None and owner != imp.session_id:
             return [self._mismatch(imp.impression() if isinstance(imp, PackedImpression) else imp, owner)]
         old = self._store.get(imp.session_id)
+        if old is None and owner is None and type(imp) is PackedImpression:
+            return self._new_session(imp)
         new, out = apply_impression(old, imp, watermark=self._watermark, config=self.config)
         self._save(imp.session_id, old, new)
         return out
+
+    def _new_session(self, imp: PackedImpression) -> list[Outcome]:
+        """:func:`apply_impression` then :meth:`_save` for the first slate of a session, inline.
+
+        Most impressions open a session: this skips the general path's
+        intermediate states and request-id sets (same state, index,
+        deadline and outcomes, tested).
+        """
+        config, session_id = self.config, imp.session_id
+        if imp.ts + config.window_s + config.allowed_lateness_s < self._watermark:  # too late: dead letter
+            return apply_impression(None, imp, watermark=self._watermark, config=config)[1]
+        self._store[session_id] = SessionState(session_id, (SlateState(imp),))
+        self._owner[imp.request_id] = session_id
+        deadline = imp.ts + config.window_s  # next_deadline of one open slate
+        if self._deadline.get(session_id) != deadline:
+            self._deadline[session_id] = deadline
+            heapq.heappush(self._heap, (deadline, session_id))
+        return []
 
     def on_interaction(self, ev: Interaction) -> list[Outcome]:
         """Join, hold or dead-letter an interaction; late joins return corrections."""

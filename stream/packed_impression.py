@@ -289,11 +289,12 @@ def _columns_fast(items: list[object]) -> _Columns | None:
     if set(map(type, items)) != _DICT:
         return None
     slate = cast("list[dict[str, object]]", items)
-    trips = cast("list[str]", list(map(_TRIP, slate)))  # KeyError when missing: the careful path
-    positions = cast("list[int]", list(map(_POSITION, slate)))
-    scores = cast("list[float]", list(map(_SCORE, slate)))
-    propensities = cast("list[float]", list(map(_PROPENSITY, slate)))
-    rows = cast("list[list[float]]", list(map(_PHI, slate)))
+    # the five fields of every item, transposed into five column tuples by zip (KeyError when
+    # one is missing: the careful path)
+    trips, positions, scores, propensities, rows = cast(
+        "tuple[tuple[str, ...], tuple[int, ...], tuple[float, ...], tuple[float, ...], tuple[list[float], ...]]",
+        tuple(zip(*map(_FIELDS, slate), strict=True)),
+    )
     randomized = [item.get("randomized", False) for item in slate]
     n = len(slate)
     if (
@@ -331,15 +332,13 @@ def _columns_fast(items: list[object]) -> _Columns | None:
     if (_ONE in phi or _ZERO in phi) and not set(map(type, flat)) <= _NUMBERS:
         return None
     return (
-        tuple(trips), tuple(positions), tuple(map(float, scores)), tuple(map(float, propensities)),
+        trips, positions, tuple(map(float, scores)), tuple(map(float, propensities)),
         cast("tuple[bool, ...]", tuple(randomized)), dim, phi,
     )  # fmt: skip
 
 
 _DICT, _STR, _INT, _BOOL, _LIST = (frozenset({t}) for t in (dict, str, int, bool, list))
-_TRIP, _POSITION, _SCORE, _PROPENSITY, _PHI = map(
-    itemgetter, ("trip_id", "position", "score", "propensity", "phi")
-)
+_FIELDS = itemgetter("trip_id", "position", "score", "propensity", "phi")
 
 
 _LITTLE = array("d", [1.0]).tobytes() == b"\x00\x00\x00\x00\x00\x00\xf0?"
