@@ -30,10 +30,10 @@ from typing import NamedTuple
 
 import orjson
 
-from stream.codec import decode_example, example_fields
-from stream.events import MAX_PAYLOAD_BYTES, Example
+from stream.codec import decode_example, decode_examples, example_fields
+from stream.events import MAX_PAYLOAD_BYTES, MAX_SLATE_SIZE, SCHEMA_VERSION, Example
 
-__all__ = ["LearnRow", "learn_row"]
+__all__ = ["LearnRow", "learn_row", "learn_rows"]
 
 
 class LearnRow(NamedTuple):
@@ -73,6 +73,45 @@ def learn_row(raw: bytes) -> LearnRow:
             if row is not None:
                 return row
     return LearnRow.of(decode_example(raw))
+
+
+def learn_rows(raw: bytes) -> list[LearnRow]:
+    """The examples of one ``examples`` record (one example, or a slate's), as
+    :func:`stream.codec.decode_examples` decodes them; raises :class:`~stream.errors.EventError`.
+
+    A slate's record is valid as a whole or not at all (the codec's rule).
+    """
+    if type(raw) is bytes and len(raw) <= MAX_PAYLOAD_BYTES:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if type(obj) is dict:
+            try:
+                rows = _fast_many(obj)
+            except OverflowError:  # fsum of huge finite values: the codec decides
+                rows = None
+            if rows is not None:
+                return rows
+    return [LearnRow.of(ex) for ex in decode_examples(raw)]
+
+
+def _fast_many(obj: dict[str, object]) -> list[LearnRow] | None:
+    if obj.get("kind") != "examples":
+        row = _fast(obj)
+        return None if row is None else [row]
+    version, items = obj.get("v"), obj.get("examples")
+    if type(version) is not int or version != SCHEMA_VERSION:
+        return None
+    if type(items) is not list or not 0 < len(items) <= MAX_SLATE_SIZE:
+        return None
+    rows = []
+    for item in items:
+        row = _fast(item) if type(item) is dict else None
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
 
 
 def _fast(obj: dict[str, object]) -> LearnRow | None:

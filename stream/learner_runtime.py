@@ -42,11 +42,11 @@ from bandit.segments import GLOBAL_SEGMENT
 from features.phi import D
 from monitoring.learner_metrics import LearnerMetrics
 from stream import learner_drift
-from stream.codec import decode_example, encode
+from stream.codec import decode_examples, encode
 from stream.errors import EventError
 from stream.events import DeadLetter, Example
 from stream.join_runtime import Output
-from stream.learner_decode import LearnRow, learn_row
+from stream.learner_decode import LearnRow, learn_rows
 from stream.learner_slots import DEFAULT_POLICIES, ExampleRecord, Slot
 from stream.model_store import GuardrailError, ModelStore, StoreUnavailable, UnknownModel, VersionConflict
 from stream.settings import StreamSettings
@@ -77,7 +77,7 @@ class LearnerRuntime:
     clock
         Wall clock (injected by tests).
     fast
-        The learner worker's fast path: records decoded by :func:`stream.learner_decode.learn_row`
+        The learner worker's fast path: records decoded by :func:`stream.learner_decode.learn_rows`
         (the codec's rules, no :class:`~stream.events.Example` objects) and learned with
         the loops of :mod:`bandit.fast_kernels` (numba; VW's core called directly). The
         same models: logistic and VW bit for bit, LinUCB to ~1e-12 (rank-one updates
@@ -207,21 +207,24 @@ class LearnerRuntime:
         out: list[Output] = []
         by_segment: dict[str, list[tuple[ExampleRecord, _Row]]] = {}
         now = self._clock()
-        decode: Callable[[bytes], _Row] = learn_row if self.fast else decode_example
+        decode: Callable[[bytes], Sequence[_Row]] = learn_rows if self.fast else decode_examples
         for rec in records:
             try:
                 if rec.value is None:
                     raise EventError("payload", "empty record (tombstone)", reason="bad_json")
-                ex = decode(rec.value)
-                if len(ex.phi) != D:
-                    raise EventError("phi", f"must have {D} values, got {len(ex.phi)}")
-            except EventError as err:
+                rows = decode(rec.value)
+                for i, ex in enumerate(rows):
+                    if len(ex.phi) != D:
+                        path = "phi" if len(rows) == 1 else f"examples[{i}].phi"
+                        raise EventError(path, f"must have {D} values, got {len(ex.phi)}")
+            except EventError as err:  # a slate's record is learned whole or dead-lettered whole
                 raw = rec.value or b""
                 dl = DeadLetter.from_error(raw, err, source_topic=self.settings.topic_examples, ts=now)
                 out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))
                 self.metrics.deadletters.labels(err.reason).inc()
                 continue
-            by_segment.setdefault(self._segment_of(ex), []).append((rec, ex))
+            for ex in rows:
+                by_segment.setdefault(self._segment_of(ex), []).append((rec, ex))
         for segment, items in by_segment.items():
             self._learn_segment(segment, items)
         return out

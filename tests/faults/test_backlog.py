@@ -23,7 +23,6 @@ Sizes: 100,000 events in CI (~64,500 sessions, 100 s of event time);
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from tests.faults.helpers import (
     sessions_for,
 )
 from tests.faults.scale import sized
-from tests.stream.kafka_helpers import new_run
+from tests.stream.kafka_helpers import example_dicts, new_run
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(sized(480, 3600))]
 
@@ -115,7 +114,15 @@ def drain() -> Iterator[Drain]:
         finally:
             worker.stop()
         values = read_records(services, run.examples, 4)
-    yield Drain(produced, expected, samples, drained_s, lag, final, [json.loads(v) for _, _, v in values])
+    yield Drain(
+        produced,
+        expected,
+        samples,
+        drained_s,
+        lag,
+        final,
+        [ex for _, _, v in values for ex in example_dicts(v)],
+    )
 
 
 def test_backlog_drains_to_zero_lag_with_bounded_state_and_memory(drain: Drain) -> None:
