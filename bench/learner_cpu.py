@@ -3,7 +3,7 @@
 Two measurements, each with the reference path (``SMARTTRIP_LEARNER_FAST=0``:
 the codec's :class:`~stream.events.Example` objects, River SGD, LinUCB's
 Woodbury blocks, VW through its Python wrappers) next to the fast path
-(:func:`stream.learner_decode.learn_row`, :mod:`bandit.fast_kernels`), which
+(:func:`stream.learner_decode.learn_rows`, :mod:`bandit.fast_kernels`), which
 learns the same models:
 
 In-process (:func:`run_inprocess`)
