@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from stream.embedded import EmbeddedServices, ensure_topics
@@ -87,7 +87,7 @@ def consume_until(
 
 def example_dicts(raw: bytes | None) -> list[dict[str, object]]:
     """The examples of one ``examples`` record as JSON objects: one, or a closed slate's."""
-    obj = json.loads(raw or b"{}")
+    obj = orjson.loads(raw or b"{}")
     return list(obj["examples"]) if obj.get("kind") == "examples" else [obj]
 
 
