@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -49,6 +48,7 @@ from stream.join_runtime import Output
 from stream.learner_decode import LearnRow, learn_rows
 from stream.learner_slots import DEFAULT_POLICIES, ExampleRecord, Slot
 from stream.model_store import GuardrailError, ModelStore, StoreUnavailable, UnknownModel, VersionConflict
+from stream.recent_ids import RecentIds
 from stream.settings import StreamSettings
 
 __all__ = ["DEFAULT_POLICIES", "ExampleRecord", "LearnerRuntime"]
@@ -58,7 +58,9 @@ log = logging.getLogger(__name__)
 #: A decoded example: the codec's object, or the learner's lighter view of it (same attribute names).
 _Row = Example | LearnRow
 
-_RECENT_IDS = 200_000  # per segment: covers minutes of re-emitted examples at demo rates
+#: Per segment (stream.recent_ids): the last 200,000–400,000 example ids are remembered, minutes of re-emitted
+#: examples at demo rates, ≥ 60 s of the busiest segment at 500 ranks/s.
+_RECENT_IDS = 400_000
 
 
 class LearnerRuntime:
@@ -108,7 +110,7 @@ class LearnerRuntime:
                 "numba is not installed (the 'fast' extra): logistic and LinUCB learn with the reference loops"
             )
         self._slots: dict[tuple[str, str], Slot] = {}
-        self._recent: dict[str, OrderedDict[tuple[str, int], None]] = {}
+        self._recent: dict[str, RecentIds] = {}
         self._since_publish = 0
         self._last_publish = clock()
         # Which log of the examples topic the offsets refer to (see stream.log_epoch);
@@ -242,17 +244,16 @@ class LearnerRuntime:
         return GLOBAL_SEGMENT if self.settings.learn_scope == "global" else ex.segment
 
     def _learn_segment(self, segment: str, items: Sequence[tuple[ExampleRecord, _Row]]) -> None:
-        recent = self._recent.setdefault(segment, OrderedDict())
+        recent = self._recent.get(segment)
+        if recent is None:
+            recent = self._recent[segment] = RecentIds(_RECENT_IDS)
+        remember = recent.add
         fresh: list[tuple[ExampleRecord, _Row]] = []
         duplicates = 0
         for rec, ex in items:
-            key = (ex.example_id, ex.revision)
-            if key in recent:
+            if not remember((ex.example_id, ex.revision)):
                 duplicates += 1
                 continue
-            recent[key] = None
-            if len(recent) > _RECENT_IDS:
-                recent.popitem(last=False)
             fresh.append((rec, ex))
         if not fresh:
             self._count_skips(segment, 0, duplicates)
