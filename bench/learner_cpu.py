@@ -3,7 +3,7 @@
 Two measurements, each with the reference path (``SMARTTRIP_LEARNER_FAST=0``:
 the codec's :class:`~stream.events.Example` objects, River SGD, LinUCB's
 Woodbury blocks, VW through its Python wrappers) next to the fast path
-(:func:`stream.learner_decode.learn_row`, :mod:`bandit.fast_kernels`), which
+(:func:`stream.learner_decode.learn_rows`, :mod:`bandit.fast_kernels`), which
 learns the same models:
 
 In-process (:func:`run_inprocess`)
@@ -22,10 +22,12 @@ Worker (:func:`run_worker`)
     Kafka, per path and round (separate consumer groups and model namespaces
     on the same topic; rounds alternate the paths): examples/s and the
     worker's CPU per example (``/proc``), Faust included; the median round.
+    A third mode reads the same examples from a topic with one record per
+    slate of 10 (the join's default, :func:`stream.example_bytes.pack_examples`).
 
 The examples are :func:`stream.synthetic.synthetic_examples` with a serving
-policy mix and 10 % randomized slates, keyed by segment (5 segments) on 4
-partitions, as the join emits them. Run: ``smarttrip bench learner-cpu``.
+policy mix, 10 % randomized examples and a segment per slate of 10, keyed by
+segment (5 segments) on 4 partitions, as the join emits them. Run: ``smarttrip bench learner-cpu``.
 """
 
 from __future__ import annotations
@@ -43,17 +45,24 @@ from kafka import KafkaProducer
 from bench.freshness import _env
 from bench.join import ModeResult, measure_rate
 from stream.embedded import embedded_services, ensure_topics
+from stream.example_bytes import pack_examples
 from stream.faust_app import partition_of
 from stream.guardrails import Guardrails
 from stream.learner_runtime import ExampleRecord, LearnerRuntime
 from stream.model_store import ModelStore
 from stream.settings import StreamSettings
-from stream.synthetic import synthetic_examples
+from stream.synthetic import SEGMENTS, synthetic_examples
 from stream.worker_process import WorkerProcess
 
-__all__ = ["PATHS", "PathCPU", "examples", "run_inprocess", "run_worker"]
+__all__ = ["PATHS", "WORKER_MODES", "PathCPU", "examples", "run_inprocess", "run_worker"]
 
 PATHS = ("reference", "fast")
+#: The worker's runs: a path, and whether the examples topic holds a record per example or per slate.
+WORKER_MODES = {
+    "reference": ("reference", False),
+    "fast": ("fast", False),
+    "fast, slate records": ("fast", True),
+}
 _PARTITIONS = 4
 _SERVING = ("rules", "logistic", "linucb", "vw")
 
@@ -78,16 +87,22 @@ class PathCPU:
         return {**asdict(self), "total_us": self.total_us}
 
 
-def examples(n: int, seed: int) -> list[tuple[int, bytes, bytes]]:
-    """``(partition, key, value)`` of ``n`` examples as the join emits them (see the module docstring)."""
+def examples(n: int, seed: int, *, per_slate: bool = False) -> list[tuple[int, bytes, bytes]]:
+    """``(partition, key, value)`` of ``n`` examples as the join emits them (see the module docstring):
+    a record per example, or (``per_slate``) a record per slate of 10."""
     rng = np.random.default_rng(seed)
     out = []
     for i, rec in enumerate(synthetic_examples(n=n, seed=seed, t0=time.time())):
         value = orjson.loads(rec.value)
         value["policy"] = _SERVING[(i // 10) % len(_SERVING)]
+        value["segment"] = SEGMENTS[(i // 10) % len(SEGMENTS)]  # one segment per slate, as the join's
         value["randomized"] = bool(rng.random() < 0.1)
-        out.append((partition_of(rec.key, _PARTITIONS), rec.key, orjson.dumps(value)))
-    return out
+        key = value["segment"].encode()
+        out.append((partition_of(key, _PARTITIONS), key, orjson.dumps(value)))
+    if not per_slate:
+        return out
+    return [(out[s][0], out[s][1], packed) for s in range(0, n, 10)
+            for packed in pack_examples([v for _, _, v in out[s : s + 10]])]  # fmt: skip
 
 
 def _one_round(
@@ -154,38 +169,43 @@ def run_inprocess(
 def run_worker(
     *, n_examples: int = 30_000, rounds: int = 2, seed: int = 0, progress: Callable[[str], None] | None = None
 ) -> list[ModeResult]:
-    """A learner worker per path and round catching up on the same ``n_examples`` through Kafka.
+    """A learner worker per mode (:data:`WORKER_MODES`) and round catching up on the same ``n_examples``
+    through Kafka.
 
-    Rounds alternate the order of the paths; per path, the round with the median CPU per
+    Rounds alternate the order of the modes; per mode, the round with the median CPU per
     example is returned (of an even number, the lower middle one).
     """
     say = progress or (lambda _: None)
     uid = uuid.uuid4().hex[:8]
-    topic = f"cpu-examples-{uid}"
-    runs: dict[str, list[ModeResult]] = {p: [] for p in PATHS}
+    topics = {False: f"cpu-examples-{uid}", True: f"cpu-slates-{uid}"}
+    runs: dict[str, list[ModeResult]] = {m: [] for m in WORKER_MODES}
     with embedded_services(topics={}) as svc:
-        ensure_topics(svc.bootstrap_servers, {topic: _PARTITIONS, f"fresh-dead-{uid}": _PARTITIONS})
+        ensure_topics(svc.bootstrap_servers, {**dict.fromkeys(topics.values(), _PARTITIONS),
+                                              f"fresh-dead-{uid}": _PARTITIONS})  # fmt: skip
         producer = KafkaProducer(bootstrap_servers=svc.bootstrap_servers, linger_ms=20, batch_size=1 << 20)
-        for partition, key, value in examples(n_examples, seed):
-            producer.send(topic, key=key, value=value, partition=partition)
+        for per_slate, topic in topics.items():
+            for partition, key, value in examples(n_examples, seed, per_slate=per_slate):
+                producer.send(topic, key=key, value=value, partition=partition)
         producer.flush(60)
         producer.close()
+        modes = list(WORKER_MODES)
         for r in range(rounds):
-            for path in PATHS if r % 2 == 0 else PATHS[::-1]:
-                say(f"worker, round {r + 1}/{rounds}, {path} path")
-                group = f"{path}{r}{uid}"
+            for mode in modes if r % 2 == 0 else modes[::-1]:
+                path, per_slate = WORKER_MODES[mode]
+                say(f"worker, round {r + 1}/{rounds}, {mode}")
+                group = f"{path}{int(per_slate)}{r}{uid}"
                 env = {
-                    **_env(svc, uid, topic, f"cpu{group}"),
+                    **_env(svc, uid, topics[per_slate], f"cpu{group}"),
                     "SMARTTRIP_APP_ID": f"cpu-{group}",
                     "SMARTTRIP_LEARNER_FAST": "1" if path == "fast" else "0",
                 }
                 worker = WorkerProcess(env, mode="learn", name=f"cpu-learn-{path}")
                 try:
                     metric = "smarttrip_learner_examples_total{outcome=learned,policy=linucb"
-                    runs[path].append(measure_rate(worker, metric, n_examples, path))
+                    runs[mode].append(measure_rate(worker, metric, n_examples, mode))
                 finally:
                     worker.stop()
-    return [_median_run(runs[path]) for path in PATHS]
+    return [_median_run(runs[mode]) for mode in WORKER_MODES]
 
 
 def _median_run(results: list[ModeResult]) -> ModeResult:

@@ -38,6 +38,13 @@ def one_input(data: bytes) -> None:
             decode_trip_update(b"t1", raw)
         return
     decoder = _DECODERS[which]
+    if decoder is codec.decode_example:  # the same bytes as an examples record (one example or a slate's)
+        try:
+            for ex in codec.decode_examples(raw):
+                if codec.decode_example(codec.encode(ex)) != ex:
+                    raise AssertionError(f"round trip changed the example: {ex!r}")
+        except EventError:
+            pass
     try:
         record = decoder(raw)
     except EventError:

@@ -16,7 +16,7 @@ Sources, in order of speed:
    notices (pub/sub is fire-and-forget) and after reconnecting.
 
 A load reads the bytes (:class:`~stream.model_store_async.AsyncModelStore`),
-deserialises them in a worker thread (:func:`scoring.model_loader.serving_learner`;
+deserialises them in a worker thread (:func:`bandit.protocol.learner_from_bytes`;
 a VW model takes milliseconds), checks
 the learner kind against the policy, then swaps one dict entry in the event
 loop: a request sees either the old model or the new one, never waits.
@@ -45,10 +45,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bandit.protocol import Learner
+from bandit.protocol import Learner, learner_from_bytes
 from bandit.segments import SegmentedLearner
 from monitoring.scoring_metrics import ScoringMetrics
-from scoring.model_loader import serving_learner
 from scoring.policies import LoadedModel, fast_scorer, kind_matches
 from stream.model_store import ModelRecord, ModelStoreError, NotPromoted, StoreUnavailable, UnknownModel
 from stream.model_store_async import AsyncModelStore
@@ -98,7 +97,7 @@ class ModelCache:
         poll_s: float = 2.0,
         min_swap_s: float = 1.0,
         clock: Callable[[], float] = time.time,
-        loader: Callable[[bytes], Learner | SegmentedLearner] = serving_learner,
+        loader: Callable[[bytes], Learner | SegmentedLearner] = learner_from_bytes,
         gated: bool = False,
         shadow: bool = False,
     ) -> None:

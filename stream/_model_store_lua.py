@@ -38,14 +38,22 @@ __all__ = ["DECIDE", "NOMINATE", "PIN", "PUBLISH", "READ", "UNPIN"]
 
 #: KEYS: current, history, pin, promoted, nominated.
 #: ARGV: prefix, expected version ('' = unconditional; '0' = "no model yet"),
-#: history length N >= 1, model bytes, meta JSON, channel, notice head.
-#: Reply: {'conflict', current} | {'ok', new_version, serving_version}.
+#: history length N >= 1, model bytes, meta JSON, channel, notice head,
+#: indexed ('1' = the caller skipped adding the model to the index set, which
+#: lives in another slot, because it did so before; '' = it just did).
+#: Reply: {'unindexed', 0} | {'conflict', current} | {'ok', new_version, serving_version}.
+#: 'unindexed': indexed is '1' and there is no model (Redis lost it, and so,
+#: presumably, the index entry): nothing written; the caller indexes, then retries.
+#: So a model is only ever created by a publish that indexed it first.
 #: Effect: current := current + 1 = n; v:n and meta:n set; n added to the
 #: history sorted set; versions older than the newest N are removed from it and
 #: their v:/meta:/decision: keys deleted, except the pinned, promoted and
 #: nominated ones; notice published (serving_version: pin, else the new version).
 PUBLISH: Final = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ARGV[8] == '1' and cur == 0 then
+  return {'unindexed', 0}
+end
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= cur then
   return {'conflict', cur}
 end

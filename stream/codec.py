@@ -16,6 +16,10 @@ renaming, removing or changing the meaning of a field needs ``"v": 2``.
 Payloads are at most 1 MiB. ``ts`` is float seconds since the epoch, in
 (0, 4102444800] (2100-01-01), which rejects millisecond timestamps. ``null``
 counts as absent: required fields must be present and non-null.
+An ``examples`` record holds one example, or (kind ``examples``, the join's
+default) a closed slate's: ``{"v": 1, "kind": "examples", "examples": [...]}``
+with each item exactly a one-example record; :func:`decode_examples` reads
+both, a slate's record valid as a whole or not at all.
 
 >>> from stream.events import Impression, SlateItem
 >>> imp = Impression(
@@ -90,10 +94,12 @@ __all__ = [
     "dead_letter_from_dict",
     "decode_dead_letter",
     "decode_example",
+    "decode_examples",
     "decode_impression",
     "decode_interaction",
     "encode",
     "example_from_dict",
+    "examples_from_dict",
     "impression_from_dict",
     "interaction_from_dict",
     "to_dict",
@@ -537,6 +543,30 @@ def example_from_dict(value: object, prefix: str = "") -> Example:
     )  # fmt: skip
 
 
+def examples_from_dict(value: object) -> list[Example]:
+    """Validate a decoded ``examples`` record: one example, or a slate's (:mod:`stream.example_bytes`).
+
+    A record of kind ``examples`` holds a non-empty array ``examples`` of
+    example objects, each exactly what a one-example record would be. It is
+    valid as a whole or not at all: the first bad item raises, its path
+    prefixed (``examples[3].propensity: ...``).
+    """
+    obj = as_object(value, "payload")
+    if obj.get("kind") != "examples":
+        return [example_from_dict(value)]
+    items = check_list(
+        require(_envelope(obj, "examples", ""), "examples", ""), "examples", min_len=1, max_len=MAX_SLATE_SIZE
+    )
+    out = []
+    for i, item in enumerate(items):
+        try:
+            fast = _example_fast(item) if type(item) is dict else None
+        except OverflowError:  # fsum of huge finite values: the careful path decides
+            fast = None
+        out.append(fast if fast is not None else example_from_dict(item, f"examples[{i}]"))
+    return out
+
+
 def dead_letter_from_dict(value: object, prefix: str = "") -> DeadLetter:
     """Validate a decoded JSON value as a :class:`DeadLetter`."""
     obj = _envelope(value, "dead_letter", prefix)
@@ -576,6 +606,11 @@ def decode_interaction(raw: bytes) -> Interaction:
 def decode_example(raw: bytes) -> Example:
     """Decode and validate one ``examples`` record; raises :class:`EventError`."""
     return example_from_dict(_load(raw))
+
+
+def decode_examples(raw: bytes) -> list[Example]:
+    """Decode and validate one ``examples`` record, of one example or of a slate's; raises :class:`EventError`."""
+    return examples_from_dict(_load(raw))
 
 
 def decode_dead_letter(raw: bytes) -> DeadLetter:

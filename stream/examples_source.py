@@ -17,7 +17,7 @@ import orjson
 
 from bandit.ope_inputs import BanditLogs
 from monitoring.stream_metrics import StreamMetrics
-from stream.codec import decode_example
+from stream.codec import decode_examples
 from stream.errors import EventError
 from stream.events import Example
 from stream.export import LogRecord
@@ -56,13 +56,14 @@ def load_examples(
     final: dict[str, Example] = {}
     for raw in raw_values:
         try:
-            ex = decode_example(raw)
+            decoded = decode_examples(raw)
         except EventError as err:
             bad[err.reason] += 1
             continue
-        old = final.get(ex.example_id)
-        if old is None or ex.revision >= old.revision:
-            final[ex.example_id] = ex
+        for ex in decoded:
+            old = final.get(ex.example_id)
+            if old is None or ex.revision >= old.revision:
+                final[ex.example_id] = ex
     return list(final.values()), bad
 
 

@@ -46,7 +46,7 @@ from stream.batch_producer import murmur2_partition
 from stream.codec import decode_interaction, encode
 from stream.errors import EventError
 from stream.events import DeadLetter
-from stream.example_bytes import ExampleEncoder
+from stream.example_bytes import ExampleEncoder, pack_examples
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin
 from stream.packed_impression import decode_packed_impression
 from stream.quality_gate import QualityGate
@@ -302,6 +302,7 @@ class JoinRuntime:
         admit = self.gate.admit
         admit_parts = self.gate.admit_parts
         encode_slate = self._encoder.encode_slate
+        per_slate = self.settings.examples_per_record == "slate"
         append = out.append
         corrections = 0
         shown: dict[tuple[str, str, int, bool], int] = {}  # CTR counters, added once per call
@@ -328,10 +329,11 @@ class JoinRuntime:
             elif type(o) is EmittedSlate:
                 p = o.shown
                 key_bytes = p.segment.encode()
+                admitted: list[bytes] = []
                 for k, raw in encode_slate(o):
                     if admit_parts(p.session_id, p.user_id, p.ts) is not None:  # as admit(example) does
                         continue
-                    append(Output(topic, key_bytes, raw))
+                    admitted.append(raw)
                     if o.revisions[k]:
                         corrections += 1
                         continue
@@ -344,6 +346,10 @@ class JoinRuntime:
                     if clicked:
                         label = position_label(p.positions[k])
                         clicks[label] = clicks.get(label, 0) + 1
+                if per_slate:
+                    out.extend(Output(topic, key_bytes, raw) for raw in pack_examples(admitted))
+                else:
+                    out.extend(Output(topic, key_bytes, raw) for raw in admitted)
             elif isinstance(o, DeadLettered):
                 self._dead_letter(o.dead_letter, out)
             elif isinstance(o, Counted):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -42,13 +41,14 @@ from bandit.segments import GLOBAL_SEGMENT
 from features.phi import D
 from monitoring.learner_metrics import LearnerMetrics
 from stream import learner_drift
-from stream.codec import decode_example, encode
+from stream.codec import decode_examples, encode
 from stream.errors import EventError
 from stream.events import DeadLetter, Example
 from stream.join_runtime import Output
-from stream.learner_decode import LearnRow, learn_row
+from stream.learner_decode import LearnRow, learn_rows
 from stream.learner_slots import DEFAULT_POLICIES, ExampleRecord, Slot
 from stream.model_store import GuardrailError, ModelStore, StoreUnavailable, UnknownModel, VersionConflict
+from stream.recent_ids import RecentIds
 from stream.settings import StreamSettings
 
 __all__ = ["DEFAULT_POLICIES", "ExampleRecord", "LearnerRuntime"]
@@ -58,7 +58,9 @@ log = logging.getLogger(__name__)
 #: A decoded example: the codec's object, or the learner's lighter view of it (same attribute names).
 _Row = Example | LearnRow
 
-_RECENT_IDS = 200_000  # per segment: covers minutes of re-emitted examples at demo rates
+#: Per segment (stream.recent_ids): the last 200,000–400,000 example ids are remembered, minutes of re-emitted
+#: examples at demo rates, ≥ 60 s of the busiest segment at 500 ranks/s.
+_RECENT_IDS = 400_000
 
 
 class LearnerRuntime:
@@ -77,7 +79,7 @@ class LearnerRuntime:
     clock
         Wall clock (injected by tests).
     fast
-        The learner worker's fast path: records decoded by :func:`stream.learner_decode.learn_row`
+        The learner worker's fast path: records decoded by :func:`stream.learner_decode.learn_rows`
         (the codec's rules, no :class:`~stream.events.Example` objects) and learned with
         the loops of :mod:`bandit.fast_kernels` (numba; VW's core called directly). The
         same models: logistic and VW bit for bit, LinUCB to ~1e-12 (rank-one updates
@@ -108,7 +110,7 @@ class LearnerRuntime:
                 "numba is not installed (the 'fast' extra): logistic and LinUCB learn with the reference loops"
             )
         self._slots: dict[tuple[str, str], Slot] = {}
-        self._recent: dict[str, OrderedDict[tuple[str, int], None]] = {}
+        self._recent: dict[str, RecentIds] = {}
         self._since_publish = 0
         self._last_publish = clock()
         # Which log of the examples topic the offsets refer to (see stream.log_epoch);
@@ -207,21 +209,24 @@ class LearnerRuntime:
         out: list[Output] = []
         by_segment: dict[str, list[tuple[ExampleRecord, _Row]]] = {}
         now = self._clock()
-        decode: Callable[[bytes], _Row] = learn_row if self.fast else decode_example
+        decode: Callable[[bytes], Sequence[_Row]] = learn_rows if self.fast else decode_examples
         for rec in records:
             try:
                 if rec.value is None:
                     raise EventError("payload", "empty record (tombstone)", reason="bad_json")
-                ex = decode(rec.value)
-                if len(ex.phi) != D:
-                    raise EventError("phi", f"must have {D} values, got {len(ex.phi)}")
-            except EventError as err:
+                rows = decode(rec.value)
+                for i, ex in enumerate(rows):
+                    if len(ex.phi) != D:
+                        path = "phi" if len(rows) == 1 else f"examples[{i}].phi"
+                        raise EventError(path, f"must have {D} values, got {len(ex.phi)}")
+            except EventError as err:  # a slate's record is learned whole or dead-lettered whole
                 raw = rec.value or b""
                 dl = DeadLetter.from_error(raw, err, source_topic=self.settings.topic_examples, ts=now)
                 out.append(Output(self.settings.topic_deadletter, dl.source_topic.encode(), encode(dl)))
                 self.metrics.deadletters.labels(err.reason).inc()
                 continue
-            by_segment.setdefault(self._segment_of(ex), []).append((rec, ex))
+            for ex in rows:
+                by_segment.setdefault(self._segment_of(ex), []).append((rec, ex))
         for segment, items in by_segment.items():
             self._learn_segment(segment, items)
         return out
@@ -239,17 +244,16 @@ class LearnerRuntime:
         return GLOBAL_SEGMENT if self.settings.learn_scope == "global" else ex.segment
 
     def _learn_segment(self, segment: str, items: Sequence[tuple[ExampleRecord, _Row]]) -> None:
-        recent = self._recent.setdefault(segment, OrderedDict())
+        recent = self._recent.get(segment)
+        if recent is None:
+            recent = self._recent[segment] = RecentIds(_RECENT_IDS)
+        remember = recent.add
         fresh: list[tuple[ExampleRecord, _Row]] = []
         duplicates = 0
         for rec, ex in items:
-            key = (ex.example_id, ex.revision)
-            if key in recent:
+            if not remember((ex.example_id, ex.revision)):
                 duplicates += 1
                 continue
-            recent[key] = None
-            if len(recent) > _RECENT_IDS:
-                recent.popitem(last=False)
             fresh.append((rec, ex))
         if not fresh:
             self._count_skips(segment, 0, duplicates)

@@ -12,6 +12,15 @@ script** (:mod:`stream._model_store_lua`) that
 3. trims the history to the newest ``history`` versions (never the pinned one),
 4. publishes a :class:`ModelNotice` on ``<namespace>:models``.
 
+The set of published models (``<namespace>:index``, for listing) lives in
+another Redis Cluster slot, so the script cannot add to it: the store adds a
+model to it (``SADD``) before its first publish, and afterwards only every
+``index_refresh_s``, so a steady-state publish is one round trip. A publish
+that skipped the ``SADD`` tells the script so, and the script refuses to
+create a model from nothing (Redis restarted empty, the index lost with it):
+the store then indexes it again and retries. A model is never created
+unindexed.
+
 So a model and the offsets it has consumed are written together: after a
 crash the learner reads :meth:`ModelStore.get` and skips every example that
 ``record.meta.covers(partition, offset, epoch)`` (effectively-once updates).
@@ -39,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -143,6 +153,10 @@ class ModelStore(StoreInspection, PromotionOps):
     on_rejected
         Called with each :class:`GuardrailError` before it is raised (e.g. to
         increment a Prometheus counter on the process's own registry).
+    index_refresh_s
+        Seconds after which a model this store has indexed is added to the
+        index set again on its next publish (the set can be lost on its own,
+        e.g. on another Redis Cluster node); 0 = at every publish.
     """
 
     def __init__(
@@ -154,6 +168,7 @@ class ModelStore(StoreInspection, PromotionOps):
         guardrails: Guardrails | None = None,
         clock: Callable[[], float] = time.time,
         on_rejected: Callable[[GuardrailError], None] | None = None,
+        index_refresh_s: float = 60.0,
     ) -> None:
         encoder = getattr(client, "get_encoder", None)
         if encoder is not None and getattr(encoder(), "decode_responses", False):
@@ -165,6 +180,11 @@ class ModelStore(StoreInspection, PromotionOps):
         self.guardrails = guardrails if guardrails is not None else Guardrails()
         self.clock = clock
         self.on_rejected = on_rejected
+        ok = isinstance(index_refresh_s, int | float) and not isinstance(index_refresh_s, bool)
+        if not ok or not 0 <= index_refresh_s < math.inf:
+            raise ModelInputError("index_refresh_s", f"must be a finite number >= 0, got {index_refresh_s!r}")
+        self.index_refresh_s = float(index_refresh_s)
+        self._indexed: dict[str, float] = {}  # index member -> time.monotonic() of its last SADD
         #: Guardrail refusals of this process, per violation code.
         self.rejected: Counter[str] = Counter()
         self._owns_client = False
@@ -410,12 +430,23 @@ class ModelStore(StoreInspection, PromotionOps):
         self, keys: ModelKeys, blob: bytes, meta: ModelMeta, expected: int | None, event: WriteEvent
     ) -> int:
         head = notice_head(event, keys)
-        args = [keys.prefix, "" if expected is None else str(expected), str(self.history_len)]
+        args: list[str | bytes] = [keys.prefix, "" if expected is None else str(expected)]
+        args += [str(self.history_len), blob, encode_meta(meta), self.channel, head]
+        member = keys.member
+        last = self._indexed.get(member)
+        indexed_at: float | None = None
         with redis_errors(event):
-            # Index first (idempotent): a failure here has written nothing, so a retry is safe.
-            self.client.sadd(self.index_key, keys.member)
-            reply = self._publish(
-                keys=keys.writes,
-                args=[*args, blob, encode_meta(meta), self.channel, head],
-            )
-        return parse_publish(keys, reply, expected)
+            if last is None or time.monotonic() - last >= self.index_refresh_s:
+                # Index first (idempotent): a failure here has written nothing, so a retry is safe.
+                indexed_at = time.monotonic()
+                self.client.sadd(self.index_key, member)
+            reply = self._publish(keys=keys.writes, args=[*args, "1" if indexed_at is None else ""])
+            if text(reply[0]) == "unindexed":  # no model: Redis lost it, and with it the index entry
+                self._indexed.pop(member, None)
+                indexed_at = time.monotonic()
+                self.client.sadd(self.index_key, member)
+                reply = self._publish(keys=keys.writes, args=[*args, ""])
+        version = parse_publish(keys, reply, expected)
+        if indexed_at is not None:  # remembered once a write went through: the model exists, indexed
+            self._indexed[member] = indexed_at
+        return version

@@ -66,7 +66,7 @@ from bandit.protocol import learner_from_bytes
 from monitoring.gate_metrics import GateMetrics
 from scoring.linear import rule_scorer
 from scoring.policies import RULES_VERSION, LoadedModel, kind_matches
-from stream.codec import decode_example
+from stream.codec import decode_examples
 from stream.errors import EventError
 from stream.events import Example
 from stream.examples_source import logs_from_examples
@@ -133,13 +133,14 @@ class PromotionGate:
             self.observe(ex)
 
     def observe_raw(self, value: bytes | None) -> bool:
-        """Decode and keep one examples-topic record; a bad one is counted by reason, not raised."""
+        """Decode and keep one examples-topic record (one example or a slate's); a bad one is
+        counted by reason, not raised."""
         try:
-            example = decode_example(value or b"")
+            examples = decode_examples(value or b"")
         except EventError as err:
             self.metrics.bad_examples.labels(err.reason).inc()
             return False
-        self.observe(example)
+        self.observe_many(examples)
         return True
 
     def observe_impression_raw(self, value: bytes | None) -> bool:

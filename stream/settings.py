@@ -29,6 +29,9 @@ SMARTTRIP_MIN_EXAMPLES             guardrail: fewest examples to publish      0
 SMARTTRIP_MAX_ABS_WEIGHT           guardrail: largest allowed |weight|        1000
 SMARTTRIP_LOG_EPOCH                id of the examples log the offsets refer   auto
                                    to (auto: the topic's id; stream.log_epoch)
+SMARTTRIP_EXAMPLES_PER_RECORD      join: slate = a closed slate's examples    slate
+                                   in one record; one = a record per example
+                                   (learners read both; stream.example_bytes)
 SMARTTRIP_LEARNER_FAST             learner: compiled loops, light decoding    1
                                    (same models; 0 = reference path)
 SMARTTRIP_LEARN_SCOPE              segment: a model per segment; global: one   segment
@@ -103,6 +106,7 @@ class StreamSettings:
     min_examples: int = 0
     max_abs_weight: float = 1000.0
     log_epoch: str = "auto"
+    examples_per_record: str = "slate"
     learner_fast: int = 1
     learn_scope: str = "segment"
     traffic_filter: int = 1
@@ -150,6 +154,10 @@ class StreamSettings:
         if self.learn_scope not in ("segment", "global"):
             raise SettingsError(
                 f"{ENV_PREFIX}LEARN_SCOPE: must be segment or global, got {self.learn_scope!r}"
+            )
+        if self.examples_per_record not in ("slate", "one"):
+            raise SettingsError(
+                f"{ENV_PREFIX}EXAMPLES_PER_RECORD: must be slate or one, got {self.examples_per_record!r}"
             )
         if self.event_loop not in ("asyncio", "uvloop"):
             raise SettingsError(f"{ENV_PREFIX}EVENT_LOOP: must be asyncio or uvloop, got {self.event_loop!r}")

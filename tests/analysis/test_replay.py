@@ -13,6 +13,7 @@ import pytest
 
 from bandit import LinUCB
 from bandit.protocol import Learner
+from stream.codec import decode_examples
 from stream.export import ExportError, LogRecord, read_export, read_records, write_export
 from stream.learner_runtime import ExampleRecord, LearnerRuntime
 from stream.replay import Replayer
@@ -114,7 +115,7 @@ def test_examples_mode_equals_the_learner_runtime_fed_online(records: list[LogRe
     assert online.slots().keys() == replay.models().keys()
     for key, model in online.slots().items():
         assert_same_model(model, replay.models()[key])
-    assert stats.examples == len(set(emitted))
+    assert stats.examples == sum(len(decode_examples(v)) for v in set(emitted))
 
 
 def assert_same_model(a: Learner, b: Learner) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -19,6 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from stream.batch_producer import BatchSender
 from stream.embedded import EmbeddedServices
 from stream.synthetic import Expected, TopicRecord, synthetic_sessions
+from tests.stream.kafka_helpers import example_dicts
 
 T = TypeVar("T")
 
@@ -148,9 +148,9 @@ def read_examples(
         while time.monotonic() < deadline and len(seen) < distinct:
             for batch in consumer.poll(timeout_ms=300, max_records=20_000).values():
                 for r in batch:
-                    ex = json.loads(r.value)
-                    out.append(ex)
-                    seen.add(str(ex["example_id"]))
+                    for ex in example_dicts(r.value):
+                        out.append(ex)
+                        seen.add(str(ex["example_id"]))
     finally:
         consumer.close()
     return out
@@ -160,7 +160,7 @@ def read_examples(
 class JoinAudit:
     """What a run's examples say against what its driver produced."""
 
-    examples: int = 0  # records on the examples topic
+    examples: int = 0  # examples read from the topic (a record holds one, or a closed slate's)
     distinct: int = 0  # distinct example ids
     redelivered: int = 0  # records repeating an (example_id, revision) already read
     positives: int = 0  # final revisions with clicked=True

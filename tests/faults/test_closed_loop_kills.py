@@ -36,7 +36,6 @@ Sizes: 20,000 events in CI (~13,000 sessions at 1,000 events/s);
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -60,7 +59,7 @@ from tests.faults.helpers import (
     sessions_for,
 )
 from tests.faults.scale import scale, sized
-from tests.stream.kafka_helpers import new_run
+from tests.stream.kafka_helpers import example_dicts, new_run
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(sized(600, 2400))]
 
@@ -151,7 +150,7 @@ def test_join_and_learner_killed_five_times_each_every_click_once_and_models_exa
         topic = [ExampleRecord(p, o, v) for p, o, v in read_records(services, run.examples, 4)]
         last: dict[str, tuple[int, int]] = {}
         for r in topic:
-            last[json.loads(r.value or b"{}")["segment"]] = (r.partition, r.offset)
+            last[str(example_dicts(r.value)[0]["segment"])] = (r.partition, r.offset)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             offsets = {(m.policy, m.segment): m.meta.offsets for m in store.models() if m.meta}

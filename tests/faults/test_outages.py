@@ -24,7 +24,6 @@ ends at the last offset of its segment and holds each of its examples once
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,6 +40,7 @@ from stream.worker_process import WorkerProcess
 from tests.faults.helpers import read_records, topic_counts
 from tests.faults.serving_load import Load, log_counters, until
 from tests.scoring.serving import experiment, new_env, running, settings_for, topic_values
+from tests.stream.kafka_helpers import consume_until, distinct_examples, example_dicts
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(360)]
 
@@ -161,8 +161,8 @@ async def _scenario(services: EmbeddedServices) -> Outcome:
         out.served = {body["request_id"] for _, body in load.results}
         values = topic_values(services, env.impressions, len(out.served), 60)
         out.impressions = [decode_impression(v).request_id for v in values]
-        examples_values = topic_values(services, examples, 10 * len(out.served), 90)
-        out.example_ids = {json.loads(v)["example_id"] for v in examples_values}
+        examples_values = consume_until(services, examples, distinct_examples(10 * len(out.served)), 90)
+        out.example_ids = {str(ex["example_id"]) for v in examples_values for ex in example_dicts(v)}
         # The join has settled (the examples topic stopped growing for 5 s); then the learner catches up:
         # every model's offsets reach the last record of its segment.
         count, still = -1, 0
@@ -171,7 +171,9 @@ async def _scenario(services: EmbeddedServices) -> Outcome:
             still, count = (still + 1, now) if now == count else (0, now)
             await asyncio.sleep(0.5)
         out.records = read_records(services, examples, PARTITIONS)
-        last = {json.loads(v)["segment"]: (p, o) for p, o, v in sorted(out.records, key=lambda r: r[:2])}
+        last = {
+            example_dicts(v)[0]["segment"]: (p, o) for p, o, v in sorted(out.records, key=lambda r: r[:2])
+        }
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and learner.alive():
             out.stored = _stored(store)
@@ -210,9 +212,11 @@ def test_learner_holds_every_example_exactly_once_after_the_outages(outcome: Out
     per_segment: dict[str, set[tuple[str, int]]] = {}  # distinct (example_id, revision): what must be learned
     last: dict[str, tuple[int, int]] = {}
     for p, o, v in sorted(outcome.records, key=lambda r: r[:2]):
-        ex = json.loads(v)
-        per_segment.setdefault(ex["segment"], set()).add((ex["example_id"], ex["revision"]))
-        last[ex["segment"]] = (p, o)
+        for ex in example_dicts(v):
+            per_segment.setdefault(str(ex["segment"]), set()).add(
+                (str(ex["example_id"]), int(ex["revision"]))
+            )
+            last[str(ex["segment"])] = (p, o)
     print(f"{len(outcome.records)} records, {sum(map(len, per_segment.values()))} distinct (id, revision)")
     assert {k for k in outcome.stored} == {(p, s) for p in ("logistic", "linucb", "vw") for s in per_segment}
     for (policy, segment), (_, seen, offsets) in outcome.stored.items():

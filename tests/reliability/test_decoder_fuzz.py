@@ -35,6 +35,7 @@ DECODERS = {
     "impression": codec.decode_impression,
     "interaction": codec.decode_interaction,
     "example": codec.decode_example,
+    "examples": codec.decode_examples,
     "dead_letter": codec.decode_dead_letter,
 }
 REASONS = {"bad_json", "too_large", "unknown_version", "invalid_field"}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from stream.embedded import EmbeddedServices, ensure_topics
@@ -85,6 +85,12 @@ def consume_until(
     return values
 
 
+def example_dicts(raw: bytes | None) -> list[dict[str, object]]:
+    """The examples of one ``examples`` record as JSON objects: one, or a closed slate's."""
+    obj = orjson.loads(raw or b"{}")
+    return list(obj["examples"]) if obj.get("kind") == "examples" else [obj]
+
+
 def distinct_examples(n: int) -> Callable[[list[bytes]], bool]:
     """A ``done`` for :func:`consume_until`: true once ``n`` distinct example ids were read."""
     seen: set[str] = set()
@@ -93,7 +99,7 @@ def distinct_examples(n: int) -> Callable[[list[bytes]], bool]:
     def done(values: list[bytes]) -> bool:
         nonlocal read
         for raw in values[read:]:
-            seen.add(json.loads(raw)["example_id"])
+            seen.update(str(ex["example_id"]) for ex in example_dicts(raw))
         read = len(values)
         return len(seen) >= n
 

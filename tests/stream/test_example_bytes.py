@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitoring.stream_metrics import StreamMetrics
-from stream.codec import decode_example, encode
+from stream.codec import decode_example, decode_examples, encode
 from stream.events import Example, Impression, Labels
-from stream.example_bytes import ExampleEncoder
+from stream.example_bytes import MAX_RECORD_BYTES, ExampleEncoder, pack_examples
 from stream.join import Outcome
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.session import EmittedSlate
-from stream.settings import StreamSettings
+from stream.settings import SettingsError, StreamSettings
 from tests.stream.test_join import SCRIPT, T0
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
@@ -63,9 +65,7 @@ class _EagerRuntime(JoinRuntime):
         super()._handle(outcomes, now, out)
 
 
-def test_the_runtime_encodes_slates_as_it_would_encode_their_examples() -> None:
-    """Closes, late corrections, a user cap running out mid-slate: the same records, byte for byte."""
-    settings = StreamSettings(user_cap_examples=5, user_cap_window_s=1e6)  # all of SCRIPT is user u1
+def _run(runtime_type: type[JoinRuntime], settings: StreamSettings) -> tuple[list[Output], dict[str, int]]:
     records = [
         RawRecord(
             "impressions" if isinstance(e, Impression) else "interactions",
@@ -75,23 +75,53 @@ def test_the_runtime_encodes_slates_as_it_would_encode_their_examples() -> None:
         )
         for e in SCRIPT
     ]
-    outputs = []
-    dropped = []
-    for runtime_type in (JoinRuntime, _EagerRuntime):
-        clock = [T0]
-        rt = runtime_type(settings, StreamMetrics(), clock=lambda c=clock: c[0], changelog_topic="log")
-        got: list[Output] = []
-        for i, rec in enumerate(records):
-            # the wall clock is ahead of event time and the other topic idle: each record moves the watermark
-            clock[0] = T0 + 2000 + i * (settings.idle_s + 1)
-            got += rt.process([rec])
-        clock[0] += 10_000
-        got += rt.tick() + rt.flush_all()
-        outputs.append(got)
-        dropped.append(rt.gate.dropped)
-    lazy, eager = outputs
+    clock = [T0]
+    rt = runtime_type(settings, StreamMetrics(), clock=lambda c=clock: c[0], changelog_topic="log")
+    got: list[Output] = []
+    for i, rec in enumerate(records):
+        # the wall clock is ahead of event time and the other topic idle: each record moves the watermark
+        clock[0] = T0 + 2000 + i * (settings.idle_s + 1)
+        got += rt.process([rec])
+    clock[0] += 10_000
+    got += rt.tick() + rt.flush_all()
+    return got, dict(rt.gate.dropped)
+
+
+def test_the_runtime_encodes_slates_as_it_would_encode_their_examples() -> None:
+    """Closes, late corrections, a user cap running out mid-slate: the same records, byte for byte."""
+    settings = StreamSettings(user_cap_examples=5, user_cap_window_s=1e6, examples_per_record="one")
+    (lazy, lazy_dropped), (eager, eager_dropped) = (_run(t, settings) for t in (JoinRuntime, _EagerRuntime))
     assert lazy == eager
     examples = [decode_example(o.value) for o in lazy if o.topic == "examples" and o.value is not None]
     assert any(ex.is_correction for ex in examples)
-    assert dropped[0] == dropped[1] and dropped[0]["user_cap"] > 0
+    assert lazy_dropped == eager_dropped and lazy_dropped["user_cap"] > 0
     assert len(examples) == 5
+
+
+def test_a_slates_examples_go_out_in_one_record_holding_the_same_examples() -> None:
+    """The default (one record per closed slate): the per-example records' examples, in order."""
+    settings = StreamSettings(user_cap_examples=5, user_cap_window_s=1e6)
+    per_slate, _ = _run(JoinRuntime, settings)
+    one, _ = _run(
+        JoinRuntime, StreamSettings(user_cap_examples=5, user_cap_window_s=1e6, examples_per_record="one")
+    )
+    values = [o.value for o in per_slate if o.topic == "examples" and o.value is not None]
+    singles = [o.value for o in one if o.topic == "examples" and o.value is not None]
+    assert [ex for v in values for ex in decode_examples(v)] == [decode_example(v) for v in singles]
+    assert len(values) < len(singles)  # a slate's examples shared a record
+    assert [o for o in per_slate if o.topic != "examples"] == [o for o in one if o.topic != "examples"]
+
+
+def test_pack_examples_splits_at_the_record_size_limit() -> None:
+    raws = [b'{"x":"' + bytes([97 + i % 26]) * 100_000 + b'"}' for i in range(12)]
+    packed = pack_examples(raws)
+    assert len(packed) == 3 and all(len(p) <= MAX_RECORD_BYTES for p in packed)
+    items = [orjson.dumps(item) for p in packed for item in orjson.loads(p)["examples"]]
+    assert items == raws
+
+
+def test_examples_per_record_is_slate_or_one() -> None:
+    assert StreamSettings.from_env({}).examples_per_record == "slate"
+    assert StreamSettings.from_env({"SMARTTRIP_EXAMPLES_PER_RECORD": "one"}).examples_per_record == "one"
+    with pytest.raises(SettingsError, match="SMARTTRIP_EXAMPLES_PER_RECORD: must be slate or one"):
+        StreamSettings.from_env({"SMARTTRIP_EXAMPLES_PER_RECORD": "trip"})

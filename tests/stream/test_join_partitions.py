@@ -11,7 +11,7 @@ partition. The bot rules' state expires with the same clocks.
 from __future__ import annotations
 
 from monitoring.stream_metrics import StreamMetrics
-from stream.codec import decode_example, encode
+from stream.codec import decode_examples, encode
 from stream.events import Impression, Interaction, SlateItem
 from stream.join_runtime import JoinRuntime, Output, RawRecord, StateTable, key_partition
 from stream.settings import StreamSettings
@@ -48,7 +48,12 @@ def _records(session: str, ts: float) -> list[RawRecord]:
 
 def _closed(out: list[Output]) -> set[str]:
     """Sessions whose examples were emitted."""
-    return {decode_example(o.value).session_id for o in out if o.topic == "examples" and o.value is not None}
+    return {
+        ex.session_id
+        for o in out
+        if o.topic == "examples" and o.value is not None
+        for ex in decode_examples(o.value)
+    }
 
 
 def test_a_partition_read_behind_does_not_hold_back_the_others() -> None:
@@ -81,7 +86,9 @@ def test_unread_records_hold_their_partition_only() -> None:
     rt.backlogged = tuple
     moved_on = _records(_session_in(2, 1), T0 + 60.0)[1]  # and partition 2's interactions move on
     out = rt.process([late_click, moved_on])  # the click joins its window in time, which then closes
-    examples = [decode_example(o.value) for o in out if o.topic == "examples" and o.value is not None]
+    examples = [
+        ex for o in out if o.topic == "examples" and o.value is not None for ex in decode_examples(o.value)
+    ]
     assert {(ex.session_id, ex.trip_id, ex.clicked) for ex in examples if ex.session_id == waiting} == {
         (waiting, "t0", True),
         (waiting, "t1", False),

@@ -12,7 +12,7 @@ import pytest
 from stream.embedded import EmbeddedServices
 from stream.synthetic import Expected, synthetic_sessions
 from stream.worker_process import WorkerProcess
-from tests.stream.kafka_helpers import consume_until, distinct_examples, new_run, produce
+from tests.stream.kafka_helpers import consume_until, distinct_examples, example_dicts, new_run, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -26,7 +26,7 @@ def workers() -> Iterator[list[WorkerProcess]]:
 
 
 def _examples(values: list[bytes]) -> list[dict[str, object]]:
-    return [json.loads(v) for v in values]
+    return [ex for v in values for ex in example_dicts(v)]
 
 
 def _check_examples(examples: list[dict[str, object]], expected: Expected, slate_size: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitoring.stream_metrics import StreamMetrics
-from stream.codec import encode
+from stream.codec import decode_examples, encode
 from stream.events import Impression, Interaction, SlateItem
 from stream.join_runtime import JoinRuntime, RawRecord
 from stream.quality_gate import QualityGate
@@ -108,8 +108,10 @@ def test_the_join_runtime_never_emits_a_filtered_session_and_counts_it() -> None
     rt.process(recs)
     clock[0] = 1_020.0
     out = rt.tick()
-    examples = [o for o in out if o.topic == settings.topic_examples]
-    assert len(examples) == 15 and all(b'"bot"' not in o.value for o in examples if o.value)
+    examples = [
+        ex for o in out if o.topic == settings.topic_examples and o.value for ex in decode_examples(o.value)
+    ]
+    assert len(examples) == 15 and all(ex.session_id != "bot" for ex in examples)
 
     def value(name: str, **labels: str) -> float:
         got = metrics.registry.get_sample_value(name, labels)
