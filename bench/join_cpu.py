@@ -11,7 +11,8 @@ the child's CPU time (``time.process_time``) over ``process``/``tick``
 calls only — decoding, joining, the quality gate, example encoding and the
 changelog's state records, what the worker does per event besides Faust
 and the producer (``smarttrip bench join`` measures those too, through
-real Kafka).
+real Kafka). Examples are written one per record (``examples_per_record="one"``)
+in trees that have that setting, so outputs compare with older trees.
 
 The baseline is ``git archive REF`` (default: the commit before this work),
 run by the same interpreter with that tree first on ``sys.path``; the two
@@ -56,7 +57,9 @@ from stream.synthetic import synthetic_sessions
 
 n_sessions = int(sys.argv[1])
 t0 = 1_790_000_000.0
-settings = StreamSettings(join_window_s=5.0, allowed_lateness_s=30.0, partitions=4)
+# one record per example where the tree has the choice: comparable with trees from before it
+per_record = {"examples_per_record": "one"} if "examples_per_record" in StreamSettings.__dataclass_fields__ else {}
+settings = StreamSettings(join_window_s=5.0, allowed_lateness_s=30.0, partitions=4, **per_record)
 made, _ = synthetic_sessions(n_sessions=n_sessions, seed=0, t0=t0, slate_size=10,
                              impressions_topic=settings.topic_impressions,
                              interactions_topic=settings.topic_interactions)

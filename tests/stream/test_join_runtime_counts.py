@@ -48,7 +48,9 @@ def test_counted_only_outcomes_added_per_batch_equal_handling_each() -> None:
         def now(c: list[float] = clock) -> float:
             return c[0]
 
-        rt = runtime_type(StreamSettings(), StreamMetrics(), clock=now, changelog_topic="log")
+        # one example per record: what the eager path writes (a slate's examples packed otherwise)
+        settings = StreamSettings(examples_per_record="one")
+        rt = runtime_type(settings, StreamMetrics(), clock=now, changelog_topic="log")
         got: list[Output] = []
         for i in range(0, len(records), 3):  # batches of three
             clock[0] = T0 + 2000 + i * 10
