@@ -72,8 +72,9 @@ class ExampleEncoder:
             b',"randomized":true}' if ex.randomized else b"}",
         ))  # fmt: skip
 
-    def encode_slate(self, emitted: EmittedSlate) -> list[tuple[int, bytes]]:
-        """``(index, bytes)`` of each example of ``emitted``: what encoding ``emitted.examples()`` gives."""
+    def encode_slate(self, emitted: EmittedSlate, limit: int | None = None) -> list[tuple[int, bytes]]:
+        """``(index, bytes)`` of each example of ``emitted`` (the first ``limit``): what encoding
+        ``emitted.examples()`` gives."""
         p, outcome, revisions = emitted.shown, emitted.outcome, emitted.revisions
         ex_head = (p.request_id, p.session_id, p.user_id, p.segment, p.policy, p.model_version,
                    p.feature_version, p.ts)  # fmt: skip
@@ -83,7 +84,7 @@ class ExampleEncoder:
         rows, labels, rewards, examined = p.rows(), outcome.labels, outcome.rewards, outcome.examined
         prefix = p.request_id + ":"
         out: list[tuple[int, bytes]] = []
-        for k in emitted.indices:
+        for k in emitted.indices if limit is None else emitted.indices[:limit]:
             trip, lab, revision = p.trips[k], labels[k], revisions[k]
             out.append((k, b"".join((
                 _HEAD, dumps(prefix + trip), request, dumps(trip), shared, dumps(rows[k]),

@@ -300,7 +300,7 @@ class JoinRuntime:
         topic = self.settings.topic_examples
         encode_example = self._encoder.encode
         admit = self.gate.admit
-        admit_parts = self.gate.admit_parts
+        admit_slate = self.gate.admit_slate
         encode_slate = self._encoder.encode_slate
         per_slate = self.settings.examples_per_record == "slate"
         append = out.append
@@ -330,9 +330,9 @@ class JoinRuntime:
                 p = o.shown
                 key_bytes = p.segment.encode()
                 admitted: list[bytes] = []
-                for k, raw in encode_slate(o):
-                    if admit_parts(p.session_id, p.user_id, p.ts) is not None:  # as admit(example) does
-                        continue
+                # a filtered session or a capped user: counted, not sent (as admit(example) per item)
+                n = admit_slate(p.session_id, p.user_id, p.ts, len(o.indices))
+                for k, raw in encode_slate(o, n) if n else ():
                     admitted.append(raw)
                     if o.revisions[k]:
                         corrections += 1

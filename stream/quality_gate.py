@@ -138,6 +138,20 @@ class QualityGate:
                 self.metrics.filtered_examples.labels(reason).inc()
         return reason
 
+    def admit_slate(self, session_id: str, user_id: str, ts: float, n: int) -> int:
+        """How many of a closed slate's ``n`` examples, in order, ``n`` calls of :meth:`admit_parts`
+        would admit (the first that many), counted as those calls count."""
+        reason: str | None = None if self.filter is None else self.filter.verdict(session_id)
+        k = 0
+        if reason is None:
+            k = n if self.cap is None else self.cap.admit_many(user_id, ts, n)
+            reason = "user_cap"
+        if k < n:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n - k
+            if self.metrics is not None:
+                self.metrics.filtered_examples.labels(reason).inc(n - k)
+        return k
+
     def _flagged(self, session_id: str, rule: Rule) -> None:
         self.flagged[rule] = self.flagged.get(rule, 0) + 1
         if self.metrics is not None:

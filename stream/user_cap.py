@@ -94,6 +94,29 @@ class UserCap:
             self.on_capped(user_id)
         return True
 
+    def admit_many(self, user_id: str, ts: float, n: int) -> int:
+        """How many of ``n`` examples of ``user_id`` at ``ts`` are admitted: ``n`` calls of
+        :meth:`admit` admit the first that many (same state and ``on_capped`` calls after)."""
+        if self.max_examples == 0 or n <= 0:
+            return max(n, 0)
+        window = int(ts // self.window_s)
+        if window > self._window:
+            self._window = window
+            self._expire()
+        entry = self._users.get(user_id)
+        if entry is None or window > entry[0]:
+            used = 0
+            self._users[user_id] = (window, 0)
+            self._users.move_to_end(user_id)
+        else:
+            window, used = entry
+        k = max(0, min(n, self.max_examples - used))
+        if k:
+            self._users[user_id] = (window, used + k)
+            if used + k == self.max_examples and self.on_capped is not None:
+                self.on_capped(user_id)
+        return k
+
     def _expire(self) -> None:
         # Users are ordered by last admission, so their windows are non-decreasing along the dict.
         while self._users:
