@@ -68,7 +68,8 @@ def table(r: SoakResult) -> Table:
         per_rank = r.cpu_us_per_rank(name)
         if cpu is None or per_rank is None:
             continue
-        share = cpu / r.duration_s / cores if r.duration_s > 0 else 0.0
+        wall = r.wall_s or r.duration_s  # CPU is measured over the whole run
+        share = cpu / wall / cores if wall > 0 else 0.0
         t.add_row(f"CPU {name} per rank", f"{per_rank:,.0f} µs ({share:.0%} of {cores} cores)", "", "")
     for name in r.lag_end:
         drained = r.lag_drained.get(name, 0.0)

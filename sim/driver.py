@@ -65,7 +65,8 @@ class DriverResult:
     outcomes: list[RequestOutcome] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     events_posted: int = 0
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # until the last request's clicks were posted (after their simulated dwell)
+    ranked_s: float = 0.0  # until the last rank answer arrived
     unsent: int = 0  # planned requests dropped because the run passed stop_after_s (the server fell behind)
 
 
@@ -149,6 +150,7 @@ async def drive(
                     status = resp.status
                 latency = time.perf_counter() - t0
                 received = time.time()  # wall clock, as the server stamps impressions (same machine)
+                result.ranked_s = max(result.ranked_s, time.monotonic() - started)
         except (TimeoutError, aiohttp.ClientError) as exc:
             result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + 1
             return

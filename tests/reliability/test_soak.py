@@ -17,6 +17,8 @@ def test_short_soak_whole_loop_no_errors_lag_drains() -> None:
     assert r.errors == {}, r.errors
     assert r.ranks + r.unsent == 40 * 30  # every planned request was answered or counted as not sent
     assert r.throughput >= 0.9 * 40, r.throughput
+    # ranking time ends with the last answer, before the last clicks' simulated dwell
+    assert 25.0 < r.duration_s <= r.wall_s, (r.duration_s, r.wall_s)
     assert r.latency_ms["p50"] > 0 and r.latency_ms["p99"] >= r.latency_ms["p50"]
     assert r.events_posted > 0 and r.examples_joined > 0 and r.examples_learned > 0  # the loop closed
     assert r.dead_letters == 0 and r.dead_letters_by_reason == {}, r.dead_letters_by_reason
