@@ -58,9 +58,10 @@ log = logging.getLogger(__name__)
 #: A decoded example: the codec's object, or the learner's lighter view of it (same attribute names).
 _Row = Example | LearnRow
 
-#: Per segment (stream.recent_ids): the last 200,000–400,000 example ids are remembered, minutes of re-emitted
-#: examples at demo rates, ≥ 60 s of the busiest segment at 500 ranks/s.
-_RECENT_IDS = 400_000
+#: Per segment (stream.recent_ids): example ids are remembered for 60–120 s of event time (the join re-emits
+#: within seconds to tens of seconds), and at least the last 400,000 of a burst.
+_DEDUPE_HORIZON_S = 120.0
+_DEDUPE_MAX_KEYS = 800_000
 
 
 class LearnerRuntime:
@@ -246,12 +247,12 @@ class LearnerRuntime:
     def _learn_segment(self, segment: str, items: Sequence[tuple[ExampleRecord, _Row]]) -> None:
         recent = self._recent.get(segment)
         if recent is None:
-            recent = self._recent[segment] = RecentIds(_RECENT_IDS)
+            recent = self._recent[segment] = RecentIds(horizon_s=_DEDUPE_HORIZON_S, max_keys=_DEDUPE_MAX_KEYS)
         remember = recent.add
         fresh: list[tuple[ExampleRecord, _Row]] = []
         duplicates = 0
         for rec, ex in items:
-            if not remember((ex.example_id, ex.revision)):
+            if not remember((ex.example_id, ex.revision), ex.ts):
                 duplicates += 1
                 continue
             fresh.append((rec, ex))
