@@ -72,27 +72,7 @@ class UserCap:
 
     def admit(self, user_id: str, ts: float) -> bool:
         """Whether one more example of ``user_id`` at event time ``ts`` may reach the learners."""
-        if self.max_examples == 0:
-            return True
-        window = int(ts // self.window_s)
-        if window > self._window:
-            self._window = window
-            self._expire()
-        entry = self._users.get(user_id)
-        if entry is None or window > entry[0]:
-            count = 1
-            self._users[user_id] = (window, 1)
-            self._users.move_to_end(user_id)  # keeps windows non-decreasing along the dict (expiry)
-        else:
-            # A late example of an older window is charged to the user's latest window
-            # (older counts are not kept): conservative, and the bound still holds.
-            count = entry[1] + 1
-            if count > self.max_examples:
-                return False
-            self._users[user_id] = (entry[0], count)
-        if count == self.max_examples and self.on_capped is not None:
-            self.on_capped(user_id)
-        return True
+        return self.admit_many(user_id, ts, 1) == 1
 
     def admit_many(self, user_id: str, ts: float, n: int) -> int:
         """How many of ``n`` examples of ``user_id`` at ``ts`` are admitted: ``n`` calls of
@@ -107,8 +87,10 @@ class UserCap:
         if entry is None or window > entry[0]:
             used = 0
             self._users[user_id] = (window, 0)
-            self._users.move_to_end(user_id)
+            self._users.move_to_end(user_id)  # keeps windows non-decreasing along the dict (expiry)
         else:
+            # A late example of an older window is charged to the user's latest window
+            # (older counts are not kept): conservative, and the bound still holds.
             window, used = entry
         k = max(0, min(n, self.max_examples - used))
         if k:

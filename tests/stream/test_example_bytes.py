@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 from monitoring.stream_metrics import StreamMetrics
 from stream.codec import decode_example, decode_examples, encode
-from stream.events import Example, Impression, Labels
+from stream.events import Example, Labels
 from stream.example_bytes import MAX_RECORD_BYTES, ExampleEncoder, pack_examples
 from stream.join import Outcome
-from stream.join_runtime import JoinRuntime, Output, RawRecord
+from stream.join_runtime import JoinRuntime, Output
 from stream.session import EmittedSlate
 from stream.settings import SettingsError, StreamSettings
-from tests.stream.test_join import SCRIPT, T0
+from tests.stream.test_join import T0, script_records
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=10)
@@ -66,15 +66,7 @@ class _EagerRuntime(JoinRuntime):
 
 
 def _run(runtime_type: type[JoinRuntime], settings: StreamSettings) -> tuple[list[Output], dict[str, int]]:
-    records = [
-        RawRecord(
-            "impressions" if isinstance(e, Impression) else "interactions",
-            0,
-            e.session_id.encode(),
-            encode(e),
-        )
-        for e in SCRIPT
-    ]
+    records = script_records()
     clock = [T0]
     rt = runtime_type(settings, StreamMetrics(), clock=lambda c=clock: c[0], changelog_topic="log")
     got: list[Output] = []

@@ -7,9 +7,11 @@ from collections.abc import Iterator, MutableMapping, Sequence
 
 import pytest
 
+from stream.codec import encode
 from stream.errors import EventError
 from stream.events import Example, Impression, Interaction, InteractionType, Labels, SlateItem
 from stream.join import Counted, DeadLettered, Emitted, JoinConfig, Outcome, SessionJoin, SessionState
+from stream.join_runtime import RawRecord
 from stream.session import apply_interaction
 
 T0 = 1_700_000_000.0
@@ -75,9 +77,25 @@ def test_one_slate_exact_examples() -> None:
 
     def ex(trip: str, pos: int, labels: Labels, reward: float, examined: bool) -> Example:
         return Example(
-            f"r1:{trip}", "r1", trip, "s1", "u1", "family", "linucb", "m1", "phi-v1", (1.0, float(pos)), pos, 0.5,
-            reward, labels, labels.click > 0, examined, T0, 0,
-        )  # fmt: skip
+            f"r1:{trip}",
+            "r1",
+            trip,
+            "s1",
+            "u1",
+            "family",
+            "linucb",
+            "m1",
+            "phi-v1",
+            (1.0, float(pos)),
+            pos,
+            0.5,
+            reward,
+            labels,
+            labels.click > 0,
+            examined,
+            T0,
+            0,
+        )
 
     assert join.flush() == [
         Emitted(ex("t1", 0, Labels(), 0.0, True)),
@@ -301,6 +319,19 @@ SCRIPT: list[Event] = [
     act("e5", "t2", T0 + 580, rid="rA"),
     imp("rD", ["t5"], T0 + 1200),
 ]
+
+
+def script_records() -> list[RawRecord]:
+    """SCRIPT as the join worker reads it: one input partition, keyed by session."""
+    return [
+        RawRecord(
+            "impressions" if isinstance(e, Impression) else "interactions",
+            0,
+            e.session_id.encode(),
+            encode(e),
+        )
+        for e in SCRIPT
+    ]
 
 
 def test_json_backed_store_and_restart_give_the_same_outcomes() -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from monitoring.stream_metrics import StreamMetrics
-from stream.codec import encode
-from stream.events import Impression
 from stream.join import Outcome
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.settings import StreamSettings
-from tests.stream.test_join import SCRIPT, T0
+from tests.stream.test_join import T0, script_records
 
 
 class _EveryOutcome(JoinRuntime):
@@ -30,15 +28,7 @@ def _counts(metrics: StreamMetrics) -> dict[tuple[str, str], float]:
 
 
 def test_counted_only_outcomes_added_per_batch_equal_handling_each() -> None:
-    records = [
-        RawRecord(
-            "impressions" if isinstance(e, Impression) else "interactions",
-            0,
-            e.session_id.encode(),
-            encode(e),
-        )
-        for e in SCRIPT
-    ]
+    records = script_records()
     records += [records[2], RawRecord("interactions", 0, b"s1", b"{bad")]  # a duplicate, a dead letter
     outputs: list[list[Output]] = []
     counts = []
