@@ -156,6 +156,13 @@ def create_learner_app(
     async def publish_idle() -> None:
         publish_and_release()
 
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def reseek_overdue() -> None:
+        for partition, offset in guard.overdue().items():
+            log.warning("examples partition %d: nothing from offset %d since the seek back; seeking again",
+                        partition, offset)  # fmt: skip
+            await seek(partition, offset)
+
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def watch_log_epoch() -> None:
         await check_log_epoch()

@@ -8,7 +8,8 @@ committed offset can be *ahead* of what was published: the records in between
 would then never be learned. So the learner does not trust the position it
 gets: it expects the partition's next record at the resume offset, drops any
 record beyond it, and asks for a seek back to it (again every ``retry_s``
-while records keep arriving from too far on). Records below the expected
+while records keep arriving from too far on, or while nothing at the
+expected offset has arrived: :meth:`ResumeGuard.overdue`). Records below the expected
 offset are re-deliveries, which every model skips by its own offsets.
 
 Offsets of the examples topic are contiguous (it is neither compacted nor
@@ -99,6 +100,39 @@ class ResumeGuard:
             self._retries[r.partition] = self._retries.get(r.partition, 0) + 1
             self._asked[r.partition] = now
             self._seeks[r.partition] = nxt
+        return out
+
+    def overdue(self) -> dict[int, int]:
+        """Seeks back asked at least ``retry_s`` ago and still unanswered (partition -> offset): ask again.
+
+        Why: records fetched before a seek back and still buffered move Faust's read offset past
+        the seek, so what the seek fetches is dropped before it reaches the agent; when nothing
+        arrives from beyond any more (the end of the topic), only another seek gets the records.
+        A seek answered by the expected record is not overdue.
+
+        >>> now = [0.0]
+        >>> g = ResumeGuard(clock=lambda: now[0])
+        >>> g.expect(0, 10)
+        >>> g.admit([ExampleRecord(0, 12, b"")]), g.take_seeks()
+        ([], {0: 10})
+        >>> now[0] = 0.5
+        >>> g.overdue()
+        {}
+        >>> now[0] = 1.5
+        >>> g.overdue(), g.overdue()
+        ({0: 10}, {})
+        >>> [r.offset for r in g.admit([ExampleRecord(0, 10, b"")])]
+        [10]
+        >>> now[0] = 9.0
+        >>> g.overdue()
+        {}
+        """
+        now = self._clock()
+        out: dict[int, int] = {}
+        for partition, asked in self._asked.items():
+            if now - asked >= self.retry_s and partition in self._next:
+                self._asked[partition] = now
+                out[partition] = self._next[partition]
         return out
 
     def take_seeks(self) -> dict[int, int]:
