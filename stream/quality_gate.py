@@ -129,18 +129,16 @@ class QualityGate:
 
     def admit_parts(self, session_id: str, user_id: str, ts: float) -> str | None:
         """:meth:`admit` from the fields it uses."""
-        reason: str | None = None if self.filter is None else self.filter.verdict(session_id)
-        if reason is None and self.cap is not None and not self.cap.admit(user_id, ts):
-            reason = "user_cap"
-        if reason is not None:
-            self.dropped[reason] = self.dropped.get(reason, 0) + 1
-            if self.metrics is not None:
-                self.metrics.filtered_examples.labels(reason).inc()
-        return reason
+        admitted, reason = self._admit(session_id, user_id, ts, 1)
+        return None if admitted else reason
 
     def admit_slate(self, session_id: str, user_id: str, ts: float, n: int) -> int:
         """How many of a closed slate's ``n`` examples, in order, ``n`` calls of :meth:`admit_parts`
         would admit (the first that many), counted as those calls count."""
+        return self._admit(session_id, user_id, ts, n)[0]
+
+    def _admit(self, session_id: str, user_id: str, ts: float, n: int) -> tuple[int, str]:
+        """The first how many of ``n`` examples pass, and the reason the rest are dropped (counted)."""
         reason: str | None = None if self.filter is None else self.filter.verdict(session_id)
         k = 0
         if reason is None:
@@ -150,7 +148,7 @@ class QualityGate:
             self.dropped[reason] = self.dropped.get(reason, 0) + n - k
             if self.metrics is not None:
                 self.metrics.filtered_examples.labels(reason).inc(n - k)
-        return k
+        return k, reason
 
     def _flagged(self, session_id: str, rule: Rule) -> None:
         self.flagged[rule] = self.flagged.get(rule, 0) + 1
