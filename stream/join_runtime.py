@@ -26,7 +26,7 @@ replay tools call the same object directly. What lives here and why:
   last windows close. Restored sessions (after a rebalance) go to the join
   of their key's murmur2 partition, as the table stores them;
 - the traffic-quality state (:mod:`stream.quality_gate`) expires with the
-  same per-partition watermarks;
+  same per-partition watermarks, the user cap's with the slowest of them;
 - coalesced state writes: sessions live in memory (:class:`TableStore`) and
   each changed session is written to the changelog-backed table once per
   batch, not once per event — Faust pays a changelog record per write.
@@ -270,10 +270,12 @@ class JoinRuntime:
             self.gate.expire(p, join.watermark)
             self._flush_state(part, out)
             lagging = min(lagging, join.watermark)
+        if math.isfinite(lagging):  # the partition furthest behind
+            # No example older than this can be emitted any more: corrections end at window + lateness.
+            self.gate.expire_cap(lagging - self.config.window_s - self.config.allowed_lateness_s)
+            self.metrics.watermark_lag.set(now - lagging)
         self.gate.report()
         self.metrics.open_sessions.set(self.open_sessions)
-        if math.isfinite(lagging):  # the partition furthest behind
-            self.metrics.watermark_lag.set(now - lagging)
 
     def _watermark(self, partition: int, part: _Partition, behind: set[str], now: float) -> float:
         """Partition ``partition``'s watermark at wall time ``now`` (``behind``: its topics with unread records)."""

@@ -13,7 +13,9 @@ The same object runs in the Faust join worker (:mod:`stream.join_runtime`)
 and in the in-process simulator (:mod:`sim.closed_loop`). In the join worker
 the session rules' state expires against each partition's watermark
 (``watermark_expiry=True``: the runtime calls :meth:`QualityGate.expire`
-after every advance); in the simulator, against the largest event time seen.
+after every advance), the user cap's against the slowest partition's
+(:meth:`QualityGate.expire_cap`); in the simulator, against the largest
+event time seen.
 
 >>> from stream.events import Interaction
 >>> gate = QualityGate(cap=UserCap(max_examples=1, window_s=60.0))
@@ -51,7 +53,8 @@ class QualityGate:
         The join worker's metrics (None: count nothing, e.g. in the simulator).
     watermark_expiry
         Expire the session rules' state only through :meth:`expire` (the
-        join worker's per-partition watermarks) instead of on every record.
+        join worker's per-partition watermarks) and the cap's only through
+        :meth:`expire_cap`, instead of as event time moves on.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class QualityGate:
         self.cap = cap
         if cap is not None:
             cap.on_capped = self._capped
+            cap.self_clocked = not watermark_expiry
         self.dropped: dict[str, int] = {}
         self.flagged: dict[str, int] = {}
 
@@ -113,6 +117,11 @@ class QualityGate:
     def expire(self, partition: int, watermark: float) -> int:
         """Forget the rule state of ``partition``'s sessions idle for the TTL at ``watermark``; how many."""
         return 0 if self.filter is None else self.filter.expire(watermark, partition)
+
+    def expire_cap(self, horizon: float) -> int:
+        """Forget the cap's windows ending by event time ``horizon`` (no example of them can come any
+        more: the slowest partition's watermark less window and lateness); how many counts."""
+        return 0 if self.cap is None else self.cap.expire(horizon)
 
     def report(self) -> None:
         """Set the gauges of the entries held (sessions of the rules, users of the cap)."""

@@ -13,7 +13,8 @@ counted exactly against what was produced.
 
 The drain runs once per module; one test judges lag and memory, one the
 traffic-quality state (the bot rules' sessions, expiring with each
-partition's watermark, and the user cap's users; see its xfail reason), one
+partition's watermark, and the user cap's users, expiring with the slowest
+partition's; judged at full size only, see its xfail reason), one
 the exact count.
 
 Sizes: 100,000 events in CI (~64,500 sessions, 100 s of event time);
@@ -40,15 +41,16 @@ from tests.faults.helpers import (
     rss_bytes,
     sessions_for,
 )
-from tests.faults.scale import sized
+from tests.faults.scale import scale, sized
 from tests.stream.kafka_helpers import example_dicts, new_run
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(sized(480, 3600))]
 
 MiB = 1024 * 1024
 #: Event-time TTLs of the join's state in this test: window 2 s + lateness 18 s + watermark delay 1 s
-#: for closed slates; 25 s for the traffic-quality state (it must outlive a slate's examples).
-TTL = {"allowed_lateness_s": "18", "bot_state_ttl_s": "25", "user_cap_window_s": "25"}
+#: for closed slates; 25 s for the bot rules' state (it must outlive a slate's examples); the user cap
+#: counts per 5 s window, each remembered until the slowest partition is 20 s (window + lateness) past it.
+TTL = {"allowed_lateness_s": "18", "bot_state_ttl_s": "25", "user_cap_window_s": "5"}
 #: Event time advances by one second per EVENT_RATE records (1,000 events/s, about the issue's
 #: 500 ranks/s with their clicks): the backlog spans five state TTLs in CI, fifty at full scale.
 EVENT_RATE = 1_000.0
@@ -166,16 +168,15 @@ def test_backlog_bot_rule_sessions_plateau(drain: Drain) -> None:
 
 
 @pytest.mark.xfail(
+    scale() == "ci",
     strict=False,
-    reason="the user cap's users peak higher in the second half of the drain: 10,663 / 18,006 and "
-    "12,564 / 19,846 (first / second half) in two CI runs, and 20,393 / 39,479 in the one full-scale run "
-    "(1,023,657 events, forty 25 s windows; session 6), so it is not only the CI backlog's short span. The cap "
-    "forgets users only when an example of a later window than any seen arrives; partitions close windows "
-    "at their own event times, so while the leading partition has no newer examples (likely late in a "
-    "drain, when partitions' event times spread; not confirmed), the lagging partitions' users of several "
-    "windows accumulate",
+    reason="at CI size the cap's users cannot plateau within the first half: a window is kept until the "
+    "slowest partition is window + lateness (20 s) past its end, and partitions drain up to ~20 s apart, "
+    "so a user stays 40-55 s of event time, half the backlog's 100 s; and the drain is uneven (users flat "
+    "at 9,247 from 21 % to 47 % read while clicks are read ahead). Measured (session 7): 10,912 / 35,785, "
+    "peaking at 77 % read, 15,021 at the end. Judged at full scale (1,000 s)",
 )
-def test_backlog_user_cap_state_plateaus(drain: Drain) -> None:
+def test_backlog_user_cap_users_plateau(drain: Drain) -> None:
     first, second = _halves_peaks(drain, 5)
     assert second <= 1.2 * first, (first, second)
 

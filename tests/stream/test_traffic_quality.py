@@ -80,15 +80,34 @@ def test_user_cap_admits_at_most_the_cap_per_window_and_forgets_old_users() -> N
     admitted = [cap.admit("u1", t) for t in (0.0, 1.0, 2.0, 3.0, 9.9)]
     assert admitted == [True, True, True, False, False] and capped == ["u1"]
     assert cap.admit("u2", 5.0) and cap.admit("u1", 10.0)  # a new window
-    assert cap.admit("u1", 4.0)  # late, charged to u1's latest window (2 of 3 used now)
-    assert cap.admit("u1", 11.0) and not cap.admit("u1", 12.0)
+    assert not cap.admit("u1", 4.0)  # late: counted in its own window, which is full
+    assert cap.admit("u1", 11.0) and cap.admit("u1", 12.0) and not cap.admit("u1", 13.0)
+    assert len(cap) == 3  # u1, u2 of window 0 (kept for stragglers), u1 of window 1
     cap.admit("u3", 25.0)
-    assert len(cap) == 1  # u1 and u2 are past their window
+    assert len(cap) == 2  # window 0 is forgotten: u1 of window 1, u3
+    assert cap.admit("u1", 4.0)  # a window forgotten: a fresh count
     assert UserCap(max_examples=0).admit("u", 0.0)
     with pytest.raises(ValueError, match=r"UserCap\.window_s"):
         UserCap(window_s=0.0)
     with pytest.raises(ValueError, match=r"TrafficRules\.max_clicked_slate_share"):
         TrafficRules(max_clicked_slate_share=1.5)
+
+
+def test_a_watermark_driven_cap_forgets_a_window_only_past_the_horizon() -> None:
+    cap = UserCap(max_examples=2, window_s=10.0, self_clocked=False)
+    assert [cap.admit("u1", t) for t in (1.0, 2.0, 3.0)] == [True, True, False]
+    for w in range(1, 6):  # later windows arrive (a fast partition) ...
+        cap.admit(f"v{w}", 10.0 * w)
+    assert not cap.admit("u1", 4.0)  # ... window 0 is still remembered: a slow partition's example
+    assert len(cap) == 6
+    assert cap.expire(9.9) == 0 and cap.expire(10.0) == 1 and len(cap) == 5  # window 0 ends at 10
+    assert cap.expire(35.0) == 2 and len(cap) == 3
+    assert cap.expire(float("-inf")) == 0
+    gate = QualityGate(cap=UserCap(max_examples=2, window_s=10.0), watermark_expiry=True)
+    assert gate.cap is not None and not gate.cap.self_clocked
+    gate.admit_parts("s", "u", 1.0)
+    gate.admit_parts("s", "w", 100.0)
+    assert len(gate.cap) == 2 and gate.expire_cap(10.0) == 1
 
 
 def test_the_join_runtime_never_emits_a_filtered_session_and_counts_it() -> None:
@@ -121,6 +140,24 @@ def test_the_join_runtime_never_emits_a_filtered_session_and_counts_it() -> None
     assert value("smarttrip_stream_filtered_examples_total", reason="click_flood") == 10
     assert value("smarttrip_stream_filtered_examples_total", reason="user_cap") == 15
     assert value("smarttrip_stream_capped_users_total") == 1
+
+
+def test_the_join_runtime_forgets_a_cap_window_only_once_its_slowest_partition_is_past_it() -> None:
+    settings = StreamSettings(join_window_s=2.0, watermark_delay_s=0.0, allowed_lateness_s=5.0, idle_s=0.5,
+                              user_cap_examples=100, user_cap_window_s=10.0)  # fmt: skip
+    rt = JoinRuntime(settings, StreamMetrics(), clock=lambda: 2_000.0)
+
+    def imp(partition: int, request: str, ts: float, user: str) -> RawRecord:
+        return RawRecord(
+            "impressions", partition, request.encode(), encode(_imp(request, request, ts, 2, user))
+        )
+
+    # partition 1 runs 100 s of event time ahead of partition 0; each closes its first slate
+    rt.process([imp(0, "a", 1_000.0, "a"), imp(0, "c", 1_003.0, "c"), imp(1, "b", 1_100.0, "b"),
+                imp(1, "d", 1_103.0, "d")])  # fmt: skip
+    assert rt.gate.cap is not None and len(rt.gate.cap) == 2  # a (window 100), b (window 110)
+    rt.process([imp(0, "e", 1_020.0, "e")])  # partition 0's watermark 1,020: window 100 is over for good
+    assert len(rt.gate.cap) == 1  # b
 
 
 def test_settings_validate_the_quality_variables() -> None:
