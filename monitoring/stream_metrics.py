@@ -96,7 +96,7 @@ class StreamMetrics:
         )
         self.quality_tracked = Gauge(
             "smarttrip_stream_quality_tracked",
-            "Entries held by the traffic-quality state (sessions, users) before expiry.",
+            "Entries held by the traffic-quality state before expiry: sessions of the bot rules, (user, window) counts of the user cap.",
             ["kind"],
             registry=r,
         )
