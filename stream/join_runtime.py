@@ -25,8 +25,8 @@ replay tools call the same object directly. What lives here and why:
   partition's input is idle, its event time follows the wall clock so its
   last windows close. Restored sessions (after a rebalance) go to the join
   of their key's murmur2 partition, as the table stores them;
-- the traffic-quality state (:mod:`stream.quality_gate`) expires with the
-  same per-partition watermarks, the user cap's with the slowest of them;
+- the traffic-quality state (:mod:`stream.quality_gate`), the user cap's
+  counts included, expires with the same per-partition watermarks;
 - coalesced state writes: sessions live in memory (:class:`TableStore`) and
   each changed session is written to the changelog-backed table once per
   batch, not once per event — Faust pays a changelog record per write.
@@ -206,8 +206,8 @@ class JoinRuntime:
         """End of input (replays): close every window and expire everything."""
         out: list[Output] = []
         now = self._clock()
-        for _, part in sorted(self._parts.items()):
-            self._handle(part.join.flush(), now, out)
+        for p, part in sorted(self._parts.items()):
+            self._handle(part.join.flush(), now, out, p)
             self._flush_state(part, out)
         return out
 
@@ -248,7 +248,7 @@ class JoinRuntime:
         if counts_only is not None and len(outcomes) == 1 and type(one := outcomes[0]) is Counted:
             counts_only[one.name] = counts_only.get(one.name, 0) + 1
             return "ok"
-        self._handle(outcomes, now, out)
+        self._handle(outcomes, now, out, rec.partition)
         return "ok"
 
     def _saw(self, topic: str, partition: int, ts: float, now: float) -> None:
@@ -266,16 +266,16 @@ class JoinRuntime:
         lagging = float("inf")
         for p, part in sorted(self._parts.items()):
             join = part.join
-            self._handle(join.advance(self._watermark(p, part, behind.get(p, set()), now)), now, out)
+            self._handle(join.advance(self._watermark(p, part, behind.get(p, set()), now)), now, out, p)
             self.gate.expire(p, join.watermark)
+            # The partition emits no example older than this any more: corrections end at window + lateness.
+            self.gate.expire_cap(p, join.watermark - self.config.window_s - self.config.allowed_lateness_s)
             self._flush_state(part, out)
             lagging = min(lagging, join.watermark)
-        if math.isfinite(lagging):  # the partition furthest behind
-            # No example older than this can be emitted any more: corrections end at window + lateness.
-            self.gate.expire_cap(lagging - self.config.window_s - self.config.allowed_lateness_s)
-            self.metrics.watermark_lag.set(now - lagging)
         self.gate.report()
         self.metrics.open_sessions.set(self.open_sessions)
+        if math.isfinite(lagging):  # the partition furthest behind
+            self.metrics.watermark_lag.set(now - lagging)
 
     def _watermark(self, partition: int, part: _Partition, behind: set[str], now: float) -> float:
         """Partition ``partition``'s watermark at wall time ``now`` (``behind``: its topics with unread records)."""
@@ -297,7 +297,8 @@ class JoinRuntime:
             base += now - part.last_input if now - part.last_input > self.settings.idle_s else 0.0
         return min(base, now) - delay
 
-    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
+    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output], partition: int) -> None:
+        """Turn ``outcomes`` of input ``partition``'s join into records to produce, and count them."""
         m = self.metrics
         topic = self.settings.topic_examples
         encode_example = self._encoder.encode
@@ -314,7 +315,7 @@ class JoinRuntime:
         for o in outcomes:
             if type(o) is Emitted:
                 ex = o.example
-                if admit(ex) is not None:  # a filtered session or a capped user: counted, not sent
+                if admit(ex, partition) is not None:  # a filtered session or a capped user: counted, not sent
                     continue
                 append(Output(topic, ex.segment.encode(), encode_example(ex)))
                 if ex.revision:
@@ -333,7 +334,7 @@ class JoinRuntime:
                 key_bytes = p.segment.encode()
                 admitted: list[bytes] = []
                 # a filtered session or a capped user: counted, not sent (as admit(example) per item)
-                n = admit_slate(p.session_id, p.user_id, p.ts, len(o.indices))
+                n = admit_slate(p.session_id, p.user_id, p.ts, len(o.indices), partition)
                 for k, raw in encode_slate(o, n) if n else ():
                     admitted.append(raw)
                     if o.revisions[k]:

@@ -13,7 +13,7 @@ The same object runs in the Faust join worker (:mod:`stream.join_runtime`)
 and in the in-process simulator (:mod:`sim.closed_loop`). In the join worker
 the session rules' state expires against each partition's watermark
 (``watermark_expiry=True``: the runtime calls :meth:`QualityGate.expire`
-after every advance), the user cap's against the slowest partition's
+after every advance), and so do the user cap's counts
 (:meth:`QualityGate.expire_cap`); in the simulator, against the largest
 event time seen.
 
@@ -118,10 +118,10 @@ class QualityGate:
         """Forget the rule state of ``partition``'s sessions idle for the TTL at ``watermark``; how many."""
         return 0 if self.filter is None else self.filter.expire(watermark, partition)
 
-    def expire_cap(self, horizon: float) -> int:
-        """Forget the cap's windows ending by event time ``horizon`` (no example of them can come any
-        more: the slowest partition's watermark less window and lateness); how many counts."""
-        return 0 if self.cap is None else self.cap.expire(horizon)
+    def expire_cap(self, partition: int, horizon: float) -> int:
+        """Forget the cap's counts of ``partition``'s windows ending by event time ``horizon`` (it can
+        emit no example of them any more: its watermark less window and lateness); how many."""
+        return 0 if self.cap is None else self.cap.expire(partition, horizon)
 
     def report(self) -> None:
         """Set the gauges of the entries held (sessions of the rules, users of the cap)."""
@@ -132,26 +132,27 @@ class QualityGate:
         if self.cap is not None:
             self.metrics.quality_tracked.labels("users").set(len(self.cap))
 
-    def admit(self, example: Example) -> str | None:
-        """None if ``example`` may reach the learners, else the reason it is dropped (counted)."""
-        return self.admit_parts(example.session_id, example.user_id, example.ts)
+    def admit(self, example: Example, partition: int = 0) -> str | None:
+        """None if ``example`` (emitted by input ``partition``'s join) may reach the learners, else
+        the reason it is dropped (counted)."""
+        return self.admit_parts(example.session_id, example.user_id, example.ts, partition)
 
-    def admit_parts(self, session_id: str, user_id: str, ts: float) -> str | None:
+    def admit_parts(self, session_id: str, user_id: str, ts: float, partition: int = 0) -> str | None:
         """:meth:`admit` from the fields it uses."""
-        admitted, reason = self._admit(session_id, user_id, ts, 1)
+        admitted, reason = self._admit(session_id, user_id, ts, 1, partition)
         return None if admitted else reason
 
-    def admit_slate(self, session_id: str, user_id: str, ts: float, n: int) -> int:
+    def admit_slate(self, session_id: str, user_id: str, ts: float, n: int, partition: int = 0) -> int:
         """How many of a closed slate's ``n`` examples, in order, ``n`` calls of :meth:`admit_parts`
         would admit (the first that many), counted as those calls count."""
-        return self._admit(session_id, user_id, ts, n)[0]
+        return self._admit(session_id, user_id, ts, n, partition)[0]
 
-    def _admit(self, session_id: str, user_id: str, ts: float, n: int) -> tuple[int, str]:
+    def _admit(self, session_id: str, user_id: str, ts: float, n: int, partition: int) -> tuple[int, str]:
         """The first how many of ``n`` examples pass, and the reason the rest are dropped (counted)."""
         reason: str | None = None if self.filter is None else self.filter.verdict(session_id)
         k = 0
         if reason is None:
-            k = n if self.cap is None else self.cap.admit_many(user_id, ts, n)
+            k = n if self.cap is None else self.cap.admit_many(user_id, ts, n, partition)
             reason = "user_cap"
         if k < n:
             self.dropped[reason] = self.dropped.get(reason, 0) + n - k

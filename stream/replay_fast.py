@@ -35,10 +35,12 @@ class _CollectingJoin(JoinRuntime):
 
     collected: list[Example]
 
-    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
+    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output], partition: int) -> None:
         for o in outcomes:
             if isinstance(o, Emitted):
-                if self.gate.admit(o.example) is not None:  # filtered or capped: counted, not learned
+                if (
+                    self.gate.admit(o.example, partition) is not None
+                ):  # filtered or capped: counted, not learned
                     continue
                 self.collected.append(o.example)
                 if o.example.revision:

@@ -12,19 +12,24 @@ a user contributes at most ``max_examples``; in any interval of length
 Every example record counts, corrections included (a late click re-emits the
 examples it changed), so the bound holds for what the learners read.
 
-State is one count per (user, window) and expires by whole windows, in one
-of two ways. Self-clocked (the default, e.g. the simulator): when an example
-of a later window than any seen arrives, windows before the previous one are
+State is a count per (input partition, window, user) — a user's count in a
+window is the sum over the partitions — and expires by whole windows of one
+partition at a time, in one of two ways. Self-clocked (the default, e.g. the
+simulator, one partition): when an example of a later window than any the
+partition has seen arrives, its windows before the previous one are
 forgotten; the previous one is kept for stragglers. Watermark-driven (the
 join worker, ``self_clocked=False``): the worker calls :meth:`expire` with a
-horizon below which no example can come any more (its slowest partition's
-watermark less the attribution window and the allowed lateness), so however
-far apart its partitions' event times drift — a backlog drains partition by
-partition — a window is forgotten only once every partition is done with it,
-and the state is the users of the windows between the slowest partition and
-the fastest. An example of a window already forgotten (a partition taken over
-from another worker, behind the horizon) starts a fresh count, itself
-forgotten at the next expiry.
+partition's horizon, below which that partition can emit no example any more
+(its watermark less the attribution window and the allowed lateness), like
+the rest of its state. So the state is bounded per partition however far
+apart the partitions' event times drift (a backlog drains partition by
+partition); the price: a partition more than window + lateness of event time
+ahead of another has forgotten its share of a window the other still emits,
+so under such drift a user can get up to ``max_examples`` more per window
+from each partition. Live, partitions are seconds apart and the bound is
+exact. An example of a window its partition has forgotten (a partition taken
+over from another worker, behind its horizon) starts a fresh count there,
+itself forgotten at the next expiry.
 
 Scope: one cap per join worker. Sessions (not users) are the partition key,
 so with ``W`` join workers a user whose sessions hash to several partitions
@@ -37,6 +42,8 @@ gets up to ``W × max_examples`` per window.
 (False, 3)
 >>> cap.admit("u3", 150.0), len(cap)  # window 2: window 0 is forgotten
 (True, 2)
+>>> cap.admit_many("u3", 151.0, 5, partition=1)  # one more for u3 in window 2, from another partition
+1
 """
 
 from __future__ import annotations
@@ -59,7 +66,8 @@ class UserCap:
     on_capped
         Called once per (user, window) when the user first hits the cap.
     self_clocked
-        Forget old windows as later ones arrive (True) or only through :meth:`expire` (False).
+        Forget a partition's old windows as its later ones arrive (True) or only through
+        :meth:`expire` (False).
     """
 
     def __init__(
@@ -78,50 +86,62 @@ class UserCap:
         self.window_s = float(window_s)
         self.on_capped = on_capped
         self.self_clocked = self_clocked
-        self._windows: dict[int, dict[str, int]] = {}  # window -> user -> examples admitted
+        self._counts: dict[int, dict[int, dict[str, int]]] = {}  # partition -> window -> user -> admitted
+        self._latest: dict[int, int] = {}  # partition -> latest window seen (self-clocked)
         self._size = 0
-        self._latest = -(2**62)
 
     def __len__(self) -> int:
-        """(User, window) counts currently remembered."""
+        """(Partition, window, user) counts currently remembered."""
         return self._size
 
-    def admit(self, user_id: str, ts: float) -> bool:
-        """Whether one more example of ``user_id`` at event time ``ts`` may reach the learners."""
-        return self.admit_many(user_id, ts, 1) == 1
+    def admit(self, user_id: str, ts: float, partition: int = 0) -> bool:
+        """Whether one more example of ``user_id`` at event time ``ts`` (from input ``partition``)
+        may reach the learners."""
+        return self.admit_many(user_id, ts, 1, partition) == 1
 
-    def admit_many(self, user_id: str, ts: float, n: int) -> int:
+    def admit_many(self, user_id: str, ts: float, n: int, partition: int = 0) -> int:
         """How many of ``n`` examples of ``user_id`` at ``ts`` are admitted: ``n`` calls of
         :meth:`admit` admit the first that many (same state and ``on_capped`` calls after)."""
         if self.max_examples == 0 or n <= 0:
             return max(n, 0)
         window = int(ts // self.window_s)
-        if window > self._latest:
-            self._latest = window
-            if self.self_clocked:
-                self._forget_before(window - 1)
-        users = self._windows.get(window)
-        if users is None:
-            users = self._windows[window] = {}
-        used = users.get(user_id, 0)
+        mine = self._counts.get(partition)
+        if mine is None:
+            mine = self._counts[partition] = {}
+        if self.self_clocked and window > self._latest.get(partition, -(2**62)):
+            self._latest[partition] = window
+            self._forget(partition, window - 1)
+        used = 0
+        for counts in self._counts.values():  # a handful of partitions per worker
+            users = counts.get(window)
+            if users is not None:
+                used += users.get(user_id, 0)
         k = min(n, self.max_examples - used)
         if k <= 0:
             return 0
-        if not used:
+        users = mine.get(window)
+        if users is None:
+            users = mine[window] = {}
+        own = users.get(user_id, 0)
+        if not own:
             self._size += 1
-        users[user_id] = used + k
+        users[user_id] = own + k
         if used + k == self.max_examples and self.on_capped is not None:
             self.on_capped(user_id)
         return k
 
-    def expire(self, horizon: float) -> int:
-        """Forget the windows that end at or before event time ``horizon``; how many counts that drops."""
-        return self._forget_before(math.floor(horizon / self.window_s)) if math.isfinite(horizon) else 0
+    def expire(self, partition: int, horizon: float) -> int:
+        """Forget ``partition``'s windows that end at or before event time ``horizon``; how many counts."""
+        if not math.isfinite(horizon):
+            return 0
+        return self._forget(partition, math.floor(horizon / self.window_s))
 
-    def _forget_before(self, window: int) -> int:
-        old = [w for w in self._windows if w < window]  # a handful of windows: the scan is cheap
+    def _forget(self, partition: int, before: int) -> int:
+        mine = self._counts.get(partition)
+        if not mine:
+            return 0
         dropped = 0
-        for w in old:
-            dropped += len(self._windows.pop(w))
+        for w in [w for w in mine if w < before]:  # a handful of windows: the scan is cheap
+            dropped += len(mine.pop(w))
         self._size -= dropped
         return dropped

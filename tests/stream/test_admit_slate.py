@@ -13,7 +13,7 @@ from stream.user_cap import UserCap
 
 slates = st.lists(
     st.tuples(st.sampled_from(["s1", "s2", "bot"]), st.sampled_from(["u1", "u2", "u3"]),
-              st.floats(0.0, 100.0), st.integers(0, 12)),
+              st.floats(0.0, 100.0), st.integers(0, 12), st.integers(0, 2)),
     max_size=40,
 )  # fmt: skip
 
@@ -34,11 +34,11 @@ def _gate() -> tuple[QualityGate, StreamMetrics, list[str]]:
 
 @settings(max_examples=200, deadline=None)
 @given(slates=slates)
-def test_admit_slate_equals_admit_parts_per_example(slates: list[tuple[str, str, float, int]]) -> None:
+def test_admit_slate_equals_admit_parts_per_example(slates: list[tuple[str, str, float, int, int]]) -> None:
     (one, m_one, capped_one), (many, m_many, capped_many) = _gate(), _gate()
-    for session, user, ts, n in slates:
-        singles = [one.admit_parts(session, user, ts) is None for _ in range(n)]
-        k = many.admit_slate(session, user, ts, n)
+    for session, user, ts, n, partition in slates:
+        singles = [one.admit_parts(session, user, ts, partition) is None for _ in range(n)]
+        k = many.admit_slate(session, user, ts, n, partition)
         assert singles == [True] * k + [False] * (n - k)
     assert one.dropped == many.dropped and capped_one == capped_many
     assert one.cap is not None and many.cap is not None and len(one.cap) == len(many.cap)

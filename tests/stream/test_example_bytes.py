@@ -60,9 +60,9 @@ def test_encoder_output_equals_codec_encode_byte_for_byte(examples: list[Example
 class _EagerRuntime(JoinRuntime):
     """The runtime with outcomes handled as a subclass would: Emitted examples, encoded one by one."""
 
-    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
+    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output], partition: int) -> None:
         assert not any(isinstance(o, EmittedSlate) for o in outcomes)
-        super()._handle(outcomes, now, out)
+        super()._handle(outcomes, now, out, partition)
 
 
 def _run(runtime_type: type[JoinRuntime], settings: StreamSettings) -> tuple[list[Output], dict[str, int]]:

@@ -14,8 +14,8 @@ from tests.stream.test_join import T0, script_records
 class _EveryOutcome(JoinRuntime):
     """A subclass handling outcomes itself: every outcome of every record goes through ``_handle``."""
 
-    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output]) -> None:
-        super()._handle(outcomes, now, out)
+    def _handle(self, outcomes: Sequence[Outcome], now: float, out: list[Output], partition: int) -> None:
+        super()._handle(outcomes, now, out, partition)
 
 
 def _counts(metrics: StreamMetrics) -> dict[tuple[str, str], float]:

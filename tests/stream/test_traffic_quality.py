@@ -93,21 +93,24 @@ def test_user_cap_admits_at_most_the_cap_per_window_and_forgets_old_users() -> N
         TrafficRules(max_clicked_slate_share=1.5)
 
 
-def test_a_watermark_driven_cap_forgets_a_window_only_past_the_horizon() -> None:
-    cap = UserCap(max_examples=2, window_s=10.0, self_clocked=False)
-    assert [cap.admit("u1", t) for t in (1.0, 2.0, 3.0)] == [True, True, False]
-    for w in range(1, 6):  # later windows arrive (a fast partition) ...
-        cap.admit(f"v{w}", 10.0 * w)
-    assert not cap.admit("u1", 4.0)  # ... window 0 is still remembered: a slow partition's example
-    assert len(cap) == 6
-    assert cap.expire(9.9) == 0 and cap.expire(10.0) == 1 and len(cap) == 5  # window 0 ends at 10
-    assert cap.expire(35.0) == 2 and len(cap) == 3
-    assert cap.expire(float("-inf")) == 0
+def test_a_watermark_driven_cap_sums_the_partitions_and_forgets_each_ones_windows_on_its_own() -> None:
+    cap = UserCap(max_examples=3, window_s=10.0, self_clocked=False)
+    assert cap.admit_many("u1", 1.0, 2, partition=0) == 2
+    assert cap.admit_many("u1", 2.0, 5, partition=1) == 1  # a window's count is the partitions' sum
+    for w in range(1, 6):  # later windows arrive on partition 0 ...
+        cap.admit(f"v{w}", 10.0 * w, partition=0)
+    assert not cap.admit("u1", 4.0, partition=1)  # ... without expire nothing is forgotten
+    assert len(cap) == 7
+    assert cap.expire(0, 9.9) == 0 and cap.expire(0, 10.0) == 1 and len(cap) == 6  # window 0 ends at 10
+    # partition 0's share of window 0 is gone, partition 1 still emits window 0: the bound loosens under drift
+    assert cap.admit_many("u1", 5.0, 5, partition=1) == 2
+    assert cap.expire(1, 35.0) == 1 and cap.expire(0, 35.0) == 2 and len(cap) == 3
+    assert cap.expire(0, float("-inf")) == 0 and cap.expire(7, 100.0) == 0
     gate = QualityGate(cap=UserCap(max_examples=2, window_s=10.0), watermark_expiry=True)
     assert gate.cap is not None and not gate.cap.self_clocked
-    gate.admit_parts("s", "u", 1.0)
-    gate.admit_parts("s", "w", 100.0)
-    assert len(gate.cap) == 2 and gate.expire_cap(10.0) == 1
+    gate.admit_parts("s", "u", 1.0, partition=2)
+    gate.admit_parts("s", "w", 100.0, partition=2)
+    assert len(gate.cap) == 2 and gate.expire_cap(1, 50.0) == 0 and gate.expire_cap(2, 50.0) == 1
 
 
 def test_the_join_runtime_never_emits_a_filtered_session_and_counts_it() -> None:
@@ -142,7 +145,7 @@ def test_the_join_runtime_never_emits_a_filtered_session_and_counts_it() -> None
     assert value("smarttrip_stream_capped_users_total") == 1
 
 
-def test_the_join_runtime_forgets_a_cap_window_only_once_its_slowest_partition_is_past_it() -> None:
+def test_the_join_runtime_forgets_a_partitions_cap_window_once_that_partition_is_past_it() -> None:
     settings = StreamSettings(join_window_s=2.0, watermark_delay_s=0.0, allowed_lateness_s=5.0, idle_s=0.5,
                               user_cap_examples=100, user_cap_window_s=10.0)  # fmt: skip
     rt = JoinRuntime(settings, StreamMetrics(), clock=lambda: 2_000.0)
@@ -155,7 +158,8 @@ def test_the_join_runtime_forgets_a_cap_window_only_once_its_slowest_partition_i
     # partition 1 runs 100 s of event time ahead of partition 0; each closes its first slate
     rt.process([imp(0, "a", 1_000.0, "a"), imp(0, "c", 1_003.0, "c"), imp(1, "b", 1_100.0, "b"),
                 imp(1, "d", 1_103.0, "d")])  # fmt: skip
-    assert rt.gate.cap is not None and len(rt.gate.cap) == 2  # a (window 100), b (window 110)
+    # a (window 100, partition 0), b (window 110): partition 1 being ahead does not expire partition 0's window
+    assert rt.gate.cap is not None and len(rt.gate.cap) == 2
     rt.process([imp(0, "e", 1_020.0, "e")])  # partition 0's watermark 1,020: window 100 is over for good
     assert len(rt.gate.cap) == 1  # b
 
