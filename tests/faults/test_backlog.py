@@ -167,14 +167,15 @@ def test_backlog_bot_rule_sessions_plateau(drain: Drain) -> None:
     assert second <= 1.2 * first, (first, second)
 
 
+# Each partition forgets its cap windows with its own watermark, like its sessions (session 7).
 @pytest.mark.xfail(
     scale() == "ci",
     strict=False,
-    reason="at CI size the cap's users cannot plateau within the first half: a window is kept until the "
-    "slowest partition is window + lateness (20 s) past its end, and partitions drain up to ~20 s apart, "
-    "so a user stays 40-55 s of event time, half the backlog's 100 s; and the drain is uneven (users flat "
-    "at 9,247 from 21 % to 47 % read while clicks are read ahead). Measured (session 7): 10,912 / 35,785, "
-    "peaking at 77 % read, 15,021 at the end. Judged at full scale (1,000 s)",
+    reason="at CI size the drain is too uneven for the first half to show the cap's steady state: while a "
+    "partition's clicks are read ahead its watermark waits and no slate closes (in one sampled run the users "
+    "stayed flat from 21 % to 47 % of the events read while the sessions grew), so the first half's peak "
+    "comes early: 8,040 / 14,535 (first / second half, session 7). At full size (1,000 s of event time) it "
+    "passes: 14,380 / 14,514",
 )
 def test_backlog_user_cap_users_plateau(drain: Drain) -> None:
     first, second = _halves_peaks(drain, 5)
