@@ -133,5 +133,10 @@ async def test_raw_schema_decodes_as_fausts_raw_serializers(key: bytes | None, v
         key=key, value=value, checksum=None,
     )  # fmt: skip
     got, want = await ours.decode(message, propagate=True), await theirs.decode(message, propagate=True)
-    assert (got.key, got.value, got.headers, got.message) == (want.key, want.value, want.headers, want.message)
+    assert (got.key, got.value, got.headers, got.message) == (
+        want.key,
+        want.value,
+        want.headers,
+        want.message,
+    )
     assert type(got.key) is type(want.key) and type(got.value) is type(want.value)
