@@ -27,6 +27,7 @@ event time seen.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from monitoring.stream_metrics import StreamMetrics
 from stream.events import Example, Impression, Interaction
@@ -122,6 +123,10 @@ class QualityGate:
         """Forget the cap's counts of ``partition``'s windows ending by event time ``horizon`` (it can
         emit no example of them any more: its watermark less window and lateness); how many."""
         return 0 if self.cap is None else self.cap.expire(partition, horizon)
+
+    def retain_cap(self, partitions: Collection[int]) -> int:
+        """Forget the cap's counts of the partitions not in ``partitions`` (after a rebalance); how many."""
+        return 0 if self.cap is None else self.cap.retain(partitions)
 
     def report(self) -> None:
         """Set the gauges of the entries held (sessions of the rules, users of the cap)."""

@@ -29,7 +29,9 @@ so under such drift a user can get up to ``max_examples`` more per window
 from each partition. Live, partitions are seconds apart and the bound is
 exact. An example of a window its partition has forgotten (a partition taken
 over from another worker, behind its horizon) starts a fresh count there,
-itself forgotten at the next expiry.
+itself forgotten at the next expiry. Counts live in the worker's memory only:
+a partition revoked takes its share with it (:meth:`retain`), and its new
+owner starts it afresh.
 
 Scope: one cap per join worker. Sessions (not users) are the partition key,
 so with ``W`` join workers a user whose sessions hash to several partitions
@@ -49,7 +51,7 @@ gets up to ``W × max_examples`` per window.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 __all__ = ["UserCap"]
 
@@ -135,6 +137,15 @@ class UserCap:
         if not math.isfinite(horizon):
             return 0
         return self._forget(partition, math.floor(horizon / self.window_s))
+
+    def retain(self, partitions: Collection[int]) -> int:
+        """Forget the counts of every partition not in ``partitions`` (revoked); how many."""
+        dropped = 0
+        for p in [p for p in self._counts if p not in partitions]:
+            dropped += sum(len(users) for users in self._counts.pop(p).values())
+            self._latest.pop(p, None)
+        self._size -= dropped
+        return dropped
 
     def _forget(self, partition: int, before: int) -> int:
         mine = self._counts.get(partition)

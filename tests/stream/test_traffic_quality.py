@@ -106,6 +106,8 @@ def test_a_watermark_driven_cap_sums_the_partitions_and_forgets_each_ones_window
     assert cap.admit_many("u1", 5.0, 5, partition=1) == 2
     assert cap.expire(1, 35.0) == 1 and cap.expire(0, 35.0) == 2 and len(cap) == 3
     assert cap.expire(0, float("-inf")) == 0 and cap.expire(7, 100.0) == 0
+    cap.admit("u2", 40.0, partition=1)
+    assert cap.retain({0}) == 1 and len(cap) == 3 and cap.retain({0}) == 0  # partition 1 revoked
     gate = QualityGate(cap=UserCap(max_examples=2, window_s=10.0), watermark_expiry=True)
     assert gate.cap is not None and not gate.cap.self_clocked
     gate.admit_parts("s", "u", 1.0, partition=2)
@@ -162,6 +164,8 @@ def test_the_join_runtime_forgets_a_partitions_cap_window_once_that_partition_is
     assert rt.gate.cap is not None and len(rt.gate.cap) == 2
     rt.process([imp(0, "e", 1_020.0, "e")])  # partition 0's watermark 1,020: window 100 is over for good
     assert len(rt.gate.cap) == 1  # b
+    rt.rebuild(lambda key: False)  # a rebalance took every partition elsewhere
+    assert len(rt.gate.cap) == 0
 
 
 def test_settings_validate_the_quality_variables() -> None:
