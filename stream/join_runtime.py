@@ -162,9 +162,9 @@ class JoinRuntime:
         self._parts = {}
         for p, mine in sorted(keys.items()):
             self._part(p, now, mine)
-        # The cap's counts live in this worker's memory only (a partition's new owner starts afresh):
-        # forget those of the partitions not restored here, revoked ones included.
-        self.gate.retain_cap(self._parts)
+        # The traffic-quality state lives in this worker's memory only (a partition's new owner starts
+        # afresh): forget that of the partitions not restored here, revoked ones included.
+        self.gate.retain(self._parts)
         self.metrics.open_sessions.set(self.open_sessions)
 
     @property

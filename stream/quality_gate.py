@@ -124,9 +124,12 @@ class QualityGate:
         emit no example of them any more: its watermark less window and lateness); how many."""
         return 0 if self.cap is None else self.cap.expire(partition, horizon)
 
-    def retain_cap(self, partitions: Collection[int]) -> int:
-        """Forget the cap's counts of the partitions not in ``partitions`` (after a rebalance); how many."""
-        return 0 if self.cap is None else self.cap.retain(partitions)
+    def retain(self, partitions: Collection[int]) -> int:
+        """Forget the rules' sessions and the cap's counts of the partitions not in ``partitions``
+        (after a rebalance: this state lives in the worker's memory only); how many entries."""
+        return (0 if self.filter is None else self.filter.retain(partitions)) + (
+            0 if self.cap is None else self.cap.retain(partitions)
+        )
 
     def report(self) -> None:
         """Set the gauges of the entries held (sessions of the rules, users of the cap)."""

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -209,6 +209,16 @@ class TrafficFilter:
                 del self._sessions[session_id]
                 n += 1
         return n
+
+    def retain(self, partitions: Collection[int]) -> int:
+        """Forget the sessions of every partition not in ``partitions`` (revoked); how many."""
+        for p in [p for p in self._expiry if p not in partitions]:
+            del self._expiry[p]
+            self._clock.pop(p, None)
+        gone = [sid for sid, s in self._sessions.items() if s.partition not in partitions]
+        for sid in gone:
+            del self._sessions[sid]
+        return len(gone)
 
     def _touch(self, session_id: str, ts: float, partition: int) -> _Session | None:
         s = self._sessions.get(session_id)

@@ -72,6 +72,8 @@ def test_repeated_events_are_not_counted_twice_and_state_expires() -> None:
     assert len(f) == 2
     f.observe_impression(_imp("r10", "s10", 66.0))  # s1 idle for more than 60 s of event time: forgotten
     assert f.verdict("s1") is None and len(f) == 2
+    f.observe_impression(_imp("r11", "s11", 67.0), partition=3)
+    assert f.retain({0}) == 1 and len(f) == 2 and f.retain({0}) == 0  # partition 3 revoked
 
 
 def test_user_cap_admits_at_most_the_cap_per_window_and_forgets_old_users() -> None:
