@@ -11,10 +11,9 @@ rebalance or a crash.
 
 ``mode="count"`` builds the same app with an agent that only counts records:
 the baseline the join benchmark measures in the same run. Both modes take
-the same cuts in Faust's per-record path (:mod:`stream.faust_fastpath`: raw
-decoding, delivery without mode's ``wait_first`` tasks when a record goes
-straight into the stream's buffer, and Faust's opt-in ``cython_optimizations``),
-so the benchmark's ratio stays honest.
+the same cuts in Faust's per-record path (:mod:`stream.raw_schema`'s raw
+decoding and Faust's opt-in ``cython_optimizations``), so the benchmark's
+ratio stays honest.
 """
 
 from __future__ import annotations
@@ -33,10 +32,10 @@ from aiokafka.errors import KafkaError
 from monitoring.consumer_lag import consumer_lag, partition_lags
 from monitoring.stream_metrics import StreamMetrics
 from stream.batch_producer import murmur2_partition, sender_for
-from stream.faust_fastpath import RawSchema, deliver_eagerly
 from stream.join_epoch import JoinLogEpochs
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.log_epoch import AUTO, LogEpochs
+from stream.raw_schema import RawSchema
 from stream.session import SessionState
 from stream.session_store import STORE_URL, SessionStore
 from stream.settings import StreamSettings
@@ -152,7 +151,7 @@ def create_app(
     app = new_faust_app(
         settings, settings.app_id, recovery_consistency_check=False, cython_optimizations=True
     )
-    # Both modes take the per-record cuts of stream.faust_fastpath (raw decoding, eager delivery).
+    # Both modes decode raw bytes without Faust's serializer registry (stream.raw_schema).
     source = app.topic(settings.topic_impressions, settings.topic_interactions, schema=RawSchema())
     for name in (settings.topic_examples, settings.topic_deadletter):
         app.topic(name, key_serializer="raw", value_serializer="raw")  # declared: created if missing
@@ -165,7 +164,6 @@ def create_app(
         @app.agent(source, name="count")
         async def count(stream: Any) -> AsyncIterator[None]:
             quiet_client_logs()
-            deliver_eagerly(app.consumer)
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
                 counts: dict[str, int] = {}  # counted per batch, as the join does
                 for event in events:
@@ -246,7 +244,6 @@ def create_app(
     @app.agent(source, name="join")
     async def join(stream: Any) -> AsyncIterator[None]:
         quiet_client_logs()
-        deliver_eagerly(app.consumer)
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             if rebuilt_at:  # the first batch after a recovery: how long the worker waited for it
                 log.info("first batch after recovery: %d events, %.1f s after the join state was rebuilt",
