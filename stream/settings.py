@@ -154,7 +154,9 @@ class StreamSettings:
             "dedupe_horizon_s",
         ):
             if not 0 < getattr(self, name) < float("inf"):
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0 (and finite), got {getattr(self, name)}")
+                raise SettingsError(
+                    f"{ENV_PREFIX}{name.upper()}: must be > 0 (and finite), got {getattr(self, name)}"
+                )
         self._check_quality()
         if self.learn_scope not in ("segment", "global"):
             raise SettingsError(
