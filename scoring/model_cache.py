@@ -24,14 +24,15 @@ Models are never mutated after loading, so a request that started on the
 old one finishes on it.
 
 One loader thread, not the event loop's default executor: glibc gives every
-thread that allocates its own malloc arena, and a VW load allocates ~30 MB
-that it frees again (``monitoring.memory_probe``: at the end of the soak's
-warm-up 112 of the scoring worker's 195 MiB of malloc heap were free,
-``malloc_trim`` gave back 91 MiB, and six ~30 MiB arenas were mapped, one
-per executor thread). The default executor starts a thread (so an arena)
-whenever loads overlap, up to six on two cores, so the worker's RSS stepped
-up ~30 MiB at a time long after warm-up. Loads hold the GIL anyway, so one
-thread loses nothing.
+thread that allocates its own malloc arena, and model loads allocate and
+free tens of MiB, which each arena then keeps (``monitoring.memory_probe``
+at the end of the soak's warm-up: 112 of the scoring worker's 195 MiB of
+malloc heap were free, ``malloc_trim(0)`` gave back 91 MiB; ``smaps``: six
+arenas of ~30 MiB each, one per executor thread). The default executor
+starts a thread (so an arena) whenever loads overlap, up to six on two
+cores, so the worker's RSS stepped up ~30 MiB at a time long after warm-up.
+With one thread: two arenas, flat after the first minutes. Loads hold the
+GIL for most of their time anyway, so one thread loses nothing.
 
 Redis away: every read fails fast (socket timeouts of ``SMARTTRIP_REDIS_TIMEOUT_S``),
 :attr:`ModelCache.redis_ok` turns False (``smarttrip_scoring_redis_up`` 0,
