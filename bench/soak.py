@@ -14,9 +14,17 @@ filter its verdicts and per-user counts for ``bot_state_ttl_s`` /
 would measure their accumulation, not a leak. The soak therefore runs the
 stream workers with stated, short TTLs (:func:`soak_stream_env`: window
 ``join_window_s``, lateness ``allowed_lateness_s``, every other TTL = their
-sum + the watermark delay), and its warm-up must last at least the longest
-of them (:func:`longest_state_ttl_s`), so that by its end every kind of state
-is being evicted as fast as it is created.
+sum + the watermark delay). The learner's duplicate filter
+(:mod:`stream.recent_ids`) remembers example ids for ``dedupe_horizon_s``
+(the service's 120 s unless stated) of the examples' event time, which
+trails the clock by the window and the watermark delay; at the soak's rate
+its sets reach ~50 MiB only then. The warm-up must last at least the longest
+of these horizons of every judged process (:func:`state_horizons`; a shorter
+one is refused, naming them), so that by its end every kind of state is being
+evicted as fast as it is created and growth after it is not state filling up.
+The scoring worker keeps no state with a time horizon; its caches are
+bounded by count and fill within seconds (:mod:`scoring.partitioner`,
+:mod:`scoring.model_cache`).
 
 Phases: a warm-up (models get published, caches and allocators settle, state
 reaches its steady size), then the measured run. The resident set size (RSS,
@@ -40,6 +48,7 @@ every request's outcome, so their growth is reported, not judged).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -51,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from features.loader import write_catalog
+from monitoring import memory_probe
 from sim.config import SimConfig
 from sim.demo import _stream_env, scoring_env
 from sim.driver import DriverResult, drive
@@ -63,11 +73,13 @@ from stream.worker_process import WorkerProcess, free_port
 __all__ = [
     "RSS_GROWTH_LIMIT",
     "SoakResult",
+    "catches",
     "cpu_seconds",
     "longest_state_ttl_s",
     "rss_bytes",
     "run",
     "soak_stream_env",
+    "state_horizons",
 ]
 
 #: Largest allowed RSS growth of our processes between the end of warm-up and the end.
@@ -125,10 +137,31 @@ def longest_state_ttl_s(allowed_lateness_s: float) -> float:
     return JOIN_WINDOW_S + allowed_lateness_s + WATERMARK_DELAY_S
 
 
-def soak_stream_env(base: dict[str, str], allowed_lateness_s: float) -> dict[str, str]:
+#: The learner's duplicate-filter horizon (event-time seconds), the service's default.
+DEDUPE_HORIZON_S = StreamSettings().dedupe_horizon_s
+
+
+def state_horizons(allowed_lateness_s: float, dedupe_horizon_s: float = DEDUPE_HORIZON_S) -> dict[str, float]:
+    """Seconds from the first event until each judged process's longest-lived state stops growing.
+
+    The warm-up must cover the largest (:func:`run` refuses a shorter one).
+
+    >>> state_horizons(30.0)
+    {'join': 34.0, 'learner': 124.0}
+    """
+    return {
+        "join": longest_state_ttl_s(allowed_lateness_s),  # sessions, bot verdicts, user caps
+        "learner": dedupe_horizon_s + JOIN_WINDOW_S + WATERMARK_DELAY_S,  # examples' event time trails
+    }
+
+
+def soak_stream_env(
+    base: dict[str, str], allowed_lateness_s: float, dedupe_horizon_s: float = DEDUPE_HORIZON_S
+) -> dict[str, str]:
     """The stream workers' environment with the soak's stated state TTLs (see the module docstring)."""
     ttl = longest_state_ttl_s(allowed_lateness_s)
     return base | {
+        "SMARTTRIP_DEDUPE_HORIZON_S": f"{dedupe_horizon_s:g}",
         "SMARTTRIP_JOIN_WINDOW_S": f"{JOIN_WINDOW_S:g}",
         "SMARTTRIP_WATERMARK_DELAY_S": f"{WATERMARK_DELAY_S:g}",
         "SMARTTRIP_ALLOWED_LATENESS_S": f"{allowed_lateness_s:g}",
@@ -167,12 +200,17 @@ class SoakResult:
     open_sessions: dict[str, float] = field(default_factory=dict)  # held by the join: "warm", "end"
     join_window_s: float = JOIN_WINDOW_S
     allowed_lateness_s: float = 30.0
+    dedupe_horizon_s: float = DEDUPE_HORIZON_S
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0  # the measured run until the last clicks were posted (after their simulated dwell)
 
     @property
     def state_ttl_s(self) -> float:
         return longest_state_ttl_s(self.allowed_lateness_s)
+
+    @property
+    def horizons(self) -> dict[str, float]:
+        return state_horizons(self.allowed_lateness_s, self.dedupe_horizon_s)
 
     def cpu_us_per_rank(self, name: str) -> float | None:
         cpu = self.cpu_s.get(name)
@@ -225,6 +263,8 @@ class SoakResult:
             "join_window_s": self.join_window_s,
             "allowed_lateness_s": self.allowed_lateness_s,
             "state_ttl_s": self.state_ttl_s,
+            "dedupe_horizon_s": self.dedupe_horizon_s,
+            "state_horizons": self.horizons,
             "lag_end": self.lag_end,
             "lag_drained": self.lag_drained,
             "drain_s": self.drain_s,
@@ -291,6 +331,33 @@ def _labelled(worker: WorkerProcess, name: str, labels: tuple[str, ...]) -> dict
     return out
 
 
+def catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for signal ``sig`` (``SigCgt`` of ``/proc/PID/status``).
+
+    >>> catches(os.getpid(), 2)  # SIGINT: Python's KeyboardInterrupt handler
+    True
+    """
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
+
+
+def _probe(pids: dict[str, int | None]) -> None:
+    """With ``SMARTTRIP_MEMORY_PROBE`` set, ask every process that installed the probe for a memory dump."""
+    if not os.environ.get(memory_probe.ENV):
+        return
+    sig = int(memory_probe.PROBE_SIGNAL)
+    for pid in pids.values():
+        if pid and pid != os.getpid() and catches(pid, sig):  # the signal would end any other process
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+
 def _merge_errors(into: dict[str, int], more: dict[str, int]) -> None:
     for key, n in more.items():
         into[key] = into.get(key, 0) + n
@@ -300,11 +367,12 @@ def run(
     *,
     rate: float = 500.0,
     minutes: float = 10.0,
-    warmup_s: float = 40.0,
+    warmup_s: float = 130.0,
     drain_s: float = 20.0,
     concurrency: int = 32,
     seed: int = 0,
     allowed_lateness_s: float = 30.0,
+    dedupe_horizon_s: float = DEDUPE_HORIZON_S,
     progress: Callable[[str, float], None] | None = None,
 ) -> SoakResult:
     """Run the soak (see the module docstring); ``progress(phase, fraction)`` is called as it goes.
@@ -312,15 +380,20 @@ def run(
     Raises
     ------
     ValueError
-        ``warmup_s`` shorter than the longest state TTL, or a negative ``allowed_lateness_s``.
+        ``warmup_s`` shorter than the longest state horizon of a judged process, a negative
+        ``allowed_lateness_s`` or a ``dedupe_horizon_s`` that is not > 0.
     """
     if not allowed_lateness_s >= 0:
         raise ValueError(f"allowed_lateness_s: must be >= 0, got {allowed_lateness_s}")
-    ttl = longest_state_ttl_s(allowed_lateness_s)
-    if not warmup_s >= ttl:
+    if not 0 < dedupe_horizon_s < float("inf"):
+        raise ValueError(f"dedupe_horizon_s: must be a finite number > 0, got {dedupe_horizon_s}")
+    horizons = state_horizons(allowed_lateness_s, dedupe_horizon_s)
+    if not warmup_s >= max(horizons.values()):
         raise ValueError(
-            f"warmup_s: must be >= the longest state TTL ({ttl:g} s = window {JOIN_WINDOW_S:g} + lateness "
-            f"{allowed_lateness_s:g} + watermark delay {WATERMARK_DELAY_S:g}), got {warmup_s:g}"
+            f"warmup_s: must be >= the longest state horizon of every judged process "
+            f"({max(horizons.values()):g} s), got {warmup_s:g}: join {horizons['join']:g} s (window "
+            f"{JOIN_WINDOW_S:g} + lateness {allowed_lateness_s:g} + watermark delay {WATERMARK_DELAY_S:g}), "
+            f"learner {horizons['learner']:g} s (duplicate filter {dedupe_horizon_s:g} + window + watermark delay)"
         )
     say = progress or (lambda _phase, _frac: None)
     duration_s = minutes * 60.0
@@ -338,7 +411,7 @@ def run(
     say("starting Kafka (embedded) and redis-server", 0.0)
     with embedded_services(topics=stream.topics(), topic_configs=stream.topic_configs()) as svc:
         port = free_port()
-        base = soak_stream_env(_stream_env(svc), allowed_lateness_s)
+        base = soak_stream_env(_stream_env(svc), allowed_lateness_s, dedupe_horizon_s)
         join = WorkerProcess(base, mode="join", name="soak-join")
         learner = WorkerProcess(base, mode="learn", name="soak-learn")
         serve_env, token = scoring_env(
@@ -368,6 +441,7 @@ def run(
                 )  # fmt: skip
                 _merge_errors(errors, warm.errors)
                 rss_warm = {n: (rss_bytes(p) if p else None) for n, p in pids.items()}
+                _probe(pids)
                 cpu_warm = {n: (cpu_seconds(p) if p else None) for n, p in pids.items()}
                 sessions = {"warm": join.total("smarttrip_stream_open_sessions")}
                 main: DriverResult = asyncio.run(
@@ -376,6 +450,7 @@ def run(
                 )  # fmt: skip
                 _merge_errors(errors, main.errors)
                 rss_end = {n: (rss_bytes(p) if p else None) for n, p in pids.items()}
+                _probe(pids)
                 cpu_s = {n: _delta(cpu_seconds(p) if p else None, cpu_warm[n]) for n, p in pids.items()}
                 sessions["end"] = join.total("smarttrip_stream_open_sessions")
                 lag_end = _lag(join, learner)
@@ -435,5 +510,6 @@ def run(
         joined_by=joined_by,
         filtered_by=filtered_by,
         open_sessions=sessions,
-        join_window_s=JOIN_WINDOW_S, allowed_lateness_s=allowed_lateness_s, notes=notes,
+        join_window_s=JOIN_WINDOW_S, allowed_lateness_s=allowed_lateness_s, dedupe_horizon_s=dedupe_horizon_s,
+        notes=notes,
     )  # fmt: skip

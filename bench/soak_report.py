@@ -16,7 +16,9 @@ def table(r: SoakResult) -> Table:
     title = (
         f"Soak: {r.minutes:g} min at {r.rate:g} ranks/s offered, after {r.warmup_s:g} s warm-up; attribution "
         f"window {r.join_window_s:g} s, allowed lateness {r.allowed_lateness_s:g} s, longest state TTL "
-        f"{r.state_ttl_s:g} s (event time); clicks within {DWELL_S:g} s of their slate"
+        f"{r.state_ttl_s:g} s (event time), learner duplicate filter {r.dedupe_horizon_s:g} s; warm-up covers "
+        f"the longest state horizon of each judged process ({', '.join(f'{k} {v:g} s' for k, v in r.horizons.items())}); "
+        f"clicks within {DWELL_S:g} s of their slate"
     )
     t = Table(title=title)
     for col, justify in (("measure", "left"), ("value", "right"), ("target", "right"), ("× target", "right")):

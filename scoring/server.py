@@ -39,6 +39,7 @@ from features.catalog import Catalog
 from features.context import SEGMENTS
 from features.generator import generate_catalog
 from features.loader import load_catalog
+from monitoring import memory_probe
 from monitoring.scoring_metrics import ScoringMetrics
 from scoring.api import SERVICES, Services, add_routes, middleware
 from scoring.catalog_source import CatalogSource
@@ -254,6 +255,7 @@ def run(settings: ServeSettings, *, worker: int = 0, reuse_port: bool = False) -
     """Serve in this process until SIGINT/SIGTERM (one worker; see :mod:`scoring.workers` for several)."""
     # aiokafka logs every failed reconnect (twice a second); the impression log reports Kafka's state itself.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    memory_probe.install("scoring")  # off unless SMARTTRIP_MEMORY_PROBE is set (a debugging aid)
     asyncio.run(serve_until_stopped(settings, worker=worker, reuse_port=reuse_port))
 
 

@@ -20,6 +20,7 @@ import faust
 from faust.types import TP
 
 from bandit.segments import GLOBAL_SEGMENT
+from monitoring import memory_probe
 from monitoring.consumer_lag import consumer_lag
 from monitoring.learner_metrics import LearnerMetrics
 from stream.durable_acks import DurableAcks
@@ -40,6 +41,7 @@ def create_learner_app(
     settings: StreamSettings, metrics: LearnerMetrics | None = None
 ) -> tuple[faust.App, LearnerRuntime]:
     metrics = metrics or LearnerMetrics()
+    memory_probe.install("learner")  # off unless SMARTTRIP_MEMORY_PROBE is set (a debugging aid)
     # Held acks (see DurableAcks) must not block a rebalance while Redis is down: revoked
     # partitions' held messages are dropped instead, and their next owner re-reads them.
     # A global learner is a consumer group of its own: it reads every partition.

@@ -37,6 +37,9 @@ SMARTTRIP_LEARNER_FAST             learner: compiled loops, light decoding    1
 SMARTTRIP_LEARN_SCOPE              segment: a model per segment; global: one   segment
                                    model per policy from every partition,
                                    stored as segment "_all" (bandit.segments)
+SMARTTRIP_DEDUPE_HORIZON_S         learner: event-time seconds an example id  120
+                                   is remembered to drop re-emitted duplicates
+                                   (half to all of it; stream.recent_ids)
 SMARTTRIP_TRIPS_PARTITIONS         partitions of the compacted trips topic    1
 SMARTTRIP_CATALOG_INTERVAL_S       catalog agent: least time between versions 1
 SMARTTRIP_CATALOG_HISTORY          catalog versions kept in Redis             5
@@ -109,6 +112,7 @@ class StreamSettings:
     examples_per_record: str = "slate"
     learner_fast: int = 1
     learn_scope: str = "segment"
+    dedupe_horizon_s: float = 120.0
     traffic_filter: int = 1
     bot_min_click_gap_s: float = 0.25
     bot_max_fast_clicks: int = 8
@@ -147,9 +151,12 @@ class StreamSettings:
             "batch_within_s",
             "publish_interval_s",
             "catalog_interval_s",
+            "dedupe_horizon_s",
         ):
-            if not getattr(self, name) > 0:
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()}: must be > 0, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < float("inf"):
+                raise SettingsError(
+                    f"{ENV_PREFIX}{name.upper()}: must be > 0 (and finite), got {getattr(self, name)}"
+                )
         self._check_quality()
         if self.learn_scope not in ("segment", "global"):
             raise SettingsError(

@@ -322,10 +322,17 @@ def soak(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
     minutes: float = typer.Option(10.0, min=0.1, max=24 * 60, help="Length of the measured run."),
     rate: float = typer.Option(500.0, min=1, help="Ranking requests per second to offer."),
-    warmup: float = typer.Option(40.0, min=1, help="Load before RSS is read (>= longest state TTL)."),
+    warmup: float = typer.Option(
+        130.0,
+        min=1,
+        help="Load before RSS is read (>= longest state horizon: join TTL, learner dedupe + 4 s).",
+    ),
     drain: float = typer.Option(20.0, min=0, help="Seconds to wait for the consumer lag to drain."),
     concurrency: int = typer.Option(32, min=1, help="Requests in flight at most."),
     lateness: float = typer.Option(30.0, min=0, help="The join's allowed lateness (s): sets the state TTLs."),
+    dedupe_horizon: float = typer.Option(
+        120.0, min=0.001, help="The learner's duplicate-filter horizon (s)."
+    ),
     seed: int = typer.Option(0, help="Seed of the simulator."),
 ) -> None:
     """The whole loop (RPC + Kafka + Faust join and learner + Redis) at a fixed rate; exit 1 if a target fails."""
@@ -341,7 +348,7 @@ def soak(
             task = bar.add_task("starting", total=1.0)
             r = bench_soak.run(
                 rate=rate, minutes=minutes, warmup_s=warmup, drain_s=drain, concurrency=concurrency, seed=seed,
-                allowed_lateness_s=lateness,
+                allowed_lateness_s=lateness, dedupe_horizon_s=dedupe_horizon,
                 progress=lambda phase, frac: bar.update(task, description=phase, completed=frac),
             )  # fmt: skip
     except ValueError as exc:

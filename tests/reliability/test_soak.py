@@ -12,7 +12,14 @@ from bench import soak
 @pytest.mark.timeout(180)
 def test_short_soak_whole_loop_no_errors_lag_drains() -> None:
     r = soak.run(
-        rate=40.0, minutes=0.5, warmup_s=8.0, drain_s=20.0, concurrency=8, seed=3, allowed_lateness_s=4.0
+        rate=40.0,
+        minutes=0.5,
+        warmup_s=8.0,
+        drain_s=20.0,
+        concurrency=8,
+        seed=3,
+        allowed_lateness_s=4.0,
+        dedupe_horizon_s=4.0,
     )
     assert r.errors == {}, r.errors
     assert r.ranks + r.unsent == 40 * 30  # every planned request was answered or counted as not sent
@@ -22,7 +29,8 @@ def test_short_soak_whole_loop_no_errors_lag_drains() -> None:
     assert r.latency_ms["p50"] > 0 and r.latency_ms["p99"] >= r.latency_ms["p50"]
     assert r.events_posted > 0 and r.examples_joined > 0 and r.examples_learned > 0  # the loop closed
     assert r.dead_letters == 0 and r.dead_letters_by_reason == {}, r.dead_letters_by_reason
-    assert r.state_ttl_s == 8.0 and r.warmup_s >= r.state_ttl_s
+    assert r.state_ttl_s == 8.0 and r.horizons == {"join": 8.0, "learner": 8.0}
+    assert r.warmup_s >= max(r.horizons.values())
     assert set(r.rss_start) == {"scoring", "join", "learner", "kafka", "redis", "driver"}
     for rss in (r.rss_start, r.rss_warm, r.rss_end):
         assert set(rss) == set(r.rss_start) and all(v for v in rss.values()), rss
@@ -33,11 +41,21 @@ def test_short_soak_whole_loop_no_errors_lag_drains() -> None:
     assert r.targets()["lag_drained"]
 
 
-def test_warm_up_shorter_than_the_longest_state_ttl_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"warmup_s: must be >= the longest state TTL \(34 s"):
-        soak.run(warmup_s=20.0, allowed_lateness_s=30.0)
+def test_warm_up_shorter_than_the_longest_state_horizon_of_a_judged_process_is_refused() -> None:
+    with pytest.raises(
+        ValueError, match=r"warmup_s: must be >= the longest state horizon .* \(34 s\), got 20"
+    ):
+        soak.run(warmup_s=20.0, allowed_lateness_s=30.0, dedupe_horizon_s=10.0)
+    # the learner's duplicate filter (120 s of event time by default) is the longest: 40 s no longer does
+    with pytest.raises(
+        ValueError, match=r"\(124 s\), got 40: join 34 s .* learner 124 s \(duplicate filter 120"
+    ):
+        soak.run(warmup_s=40.0, allowed_lateness_s=30.0)
     with pytest.raises(ValueError, match="allowed_lateness_s"):
         soak.run(allowed_lateness_s=-1.0)
+    with pytest.raises(ValueError, match="dedupe_horizon_s"):
+        soak.run(dedupe_horizon_s=0.0)
+    assert soak.soak_stream_env({}, 30.0)["SMARTTRIP_DEDUPE_HORIZON_S"] == "120"
 
 
 def test_report_table_states_ttls_reasons_rss_and_cpu() -> None:
@@ -60,6 +78,8 @@ def test_report_table_states_ttls_reasons_rss_and_cpu() -> None:
     text = console.export_text()
     title = " ".join(text.split("┏")[0].split())  # the title wraps at the table's width
     assert "attribution window 3 s, allowed lateness 30 s, longest state TTL 34 s" in title
+    assert "learner duplicate filter 120 s; warm-up covers the longest state horizon of each judged" in title
+    assert "(join 34 s, learner 124 s)" in title
     assert "3 (join/orphan 3)" in text
     assert "100 → 200 → 210 (+5.0% after warm-up)" in text and "(+20.0% after warm-up)" in text
     assert "1,000 µs (5% of" in text  # 6 s of CPU over 6,000 ranks in 60 s

@@ -19,7 +19,7 @@ def test_equals_the_default_partitioner_on_seeded_keys_and_partition_counts() ->
         partitions = list(range(n))
         for key in keys + keys[:300]:  # the repeats are served from the cache
             assert cached(key, partitions, partitions) == default(key, partitions, partitions)
-    assert 0 < len(cached) <= 500  # bounded: emptied when full
+    assert 0 < len(cached) <= 1000  # bounded: two generations of at most 500 keys
 
 
 def test_a_none_key_goes_to_an_available_partition() -> None:
@@ -32,3 +32,25 @@ def test_a_none_key_goes_to_an_available_partition() -> None:
 def test_size_is_validated() -> None:
     with pytest.raises(ValueError, match="size: must be >= 1"):
         CachedPartitioner(size=0)
+
+
+def test_memory_is_bounded_and_keys_in_use_stay_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scoring.partitioner as module
+    from stream.batch_producer import murmur2_hash
+
+    hashed: list[bytes] = []
+
+    def counted(key: bytes) -> int:
+        hashed.append(key)
+        return murmur2_hash(key)
+
+    monkeypatch.setattr(module, "murmur2_hash", counted)
+    cached, hot, parts = CachedPartitioner(size=100), b"session-hot", [0, 1, 2, 3]
+    for i in range(1000):  # many sessions come and go; one stays active all along
+        assert cached(f"session-{i}".encode(), parts, parts) == DefaultPartitioner()(
+            f"session-{i}".encode(), parts, parts
+        )
+        cached(hot, parts, parts)
+        assert len(cached) <= 200
+    assert hashed.count(hot) == 1  # never forgotten while in use (a full cache used to be emptied)
+    assert len(hashed) == 1001
