@@ -95,13 +95,20 @@ def rss_bytes(pid: int) -> int | None:
     >>> rss_bytes(os.getpid()) > 0
     True
     """
+    value = _status_field(pid, "VmRSS")
+    return None if value is None else int(value.split()[0]) * 1024
+
+
+def _status_field(pid: int, name: str) -> str | None:
+    """The value of field ``name`` in ``/proc/PID/status`` (None when the process or field is gone)."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
+    prefix = name + ":"
     for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip()
     return None
 
 
@@ -337,14 +344,8 @@ def catches(pid: int, sig: int) -> bool:
     >>> catches(os.getpid(), 2)  # SIGINT: Python's KeyboardInterrupt handler
     True
     """
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("SigCgt:"):
-            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
-    return False
+    value = _status_field(pid, "SigCgt")
+    return value is not None and bool(int(value, 16) >> (sig - 1) & 1)
 
 
 def _probe(pids: dict[str, int | None]) -> None:
