@@ -107,9 +107,6 @@ class UserCap:
         if self.max_examples == 0 or n <= 0:
             return max(n, 0)
         window = int(ts // self.window_s)
-        mine = self._counts.get(partition)
-        if mine is None:
-            mine = self._counts[partition] = {}
         if self.self_clocked and window > self._latest.get(partition, -(2**62)):
             self._latest[partition] = window
             self._forget(partition, window - 1)
@@ -121,6 +118,9 @@ class UserCap:
         k = min(n, self.max_examples - used)
         if k <= 0:
             return 0
+        mine = self._counts.get(partition)
+        if mine is None:
+            mine = self._counts[partition] = {}
         users = mine.get(window)
         if users is None:
             users = mine[window] = {}
