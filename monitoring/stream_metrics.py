@@ -143,6 +143,13 @@ class StreamMetrics:
             "back to 0 once their commits in the new log caught up.",
             registry=r,
         )
+        self.stalled_seeks = Counter(
+            "smarttrip_stream_stalled_seeks_total",
+            "Input partitions sought back because records fetched for them never reached the join "
+            "(stream.delivery_watch), by topic.",
+            ["topic"],
+            registry=r,
+        )
         self._slate: dict[tuple[str, str, int, bool], tuple[Any, ...]] = {}
 
     def slate_item(self, policy: str, segment: str, position: int, clicked: bool, n: int = 1) -> None:

@@ -32,6 +32,8 @@ from aiokafka.errors import KafkaError
 from monitoring.consumer_lag import consumer_lag, partition_lags
 from monitoring.stream_metrics import StreamMetrics
 from stream.batch_producer import murmur2_partition, sender_for
+from stream.delivery_watch import DeliveryWatch
+from stream.eager_delivery import deliver_eagerly
 from stream.join_epoch import JoinLogEpochs
 from stream.join_runtime import JoinRuntime, Output, RawRecord
 from stream.log_epoch import AUTO, LogEpochs
@@ -164,6 +166,7 @@ def create_app(
         @app.agent(source, name="count")
         async def count(stream: Any) -> AsyncIterator[None]:
             quiet_client_logs()
+            deliver_eagerly(app.consumer)
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
                 counts: dict[str, int] = {}  # counted per batch, as the join does
                 for event in events:
@@ -203,6 +206,7 @@ def create_app(
     # *before* anything else runs, so no stale state is written or window closed.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        watch.forget(revoked)  # where a partition's reading resumes is Faust's seek's to say
         gone = {tp.partition for tp in revoked if tp.topic == settings.topic_impressions}
         if gone:
             keep = owned_by(set(range(settings.partitions)) - gone)
@@ -235,23 +239,45 @@ def create_app(
         return [tp for tp, lag in partition_lags(app, inputs).items() if lag > 0]
 
     runtime.backlogged = backlogged
+    # Input records fetched but never delivered are read again (stream.delivery_watch).
+    watch: DeliveryWatch[Any] = DeliveryWatch()
     epochs: JoinLogEpochs | None = None
     if settings.log_epoch == AUTO:  # a new log of an input topic is read from its start (stream.join_epoch)
-        epochs = JoinLogEpochs(app, LogEpochs(settings.kafka_bootstrap, inputs))
+        epochs = JoinLogEpochs(app, LogEpochs(settings.kafka_bootstrap, inputs), watch=watch)
         epochs.start()
         epochs.install()
+    streams: list[Any] = []  # the agent's stream, for its buffer
+    busy = [False]  # the agent holds a batch: fetched records may wait for it outside the buffer
 
     @app.agent(source, name="join")
     async def join(stream: Any) -> AsyncIterator[None]:
         quiet_client_logs()
+        deliver_eagerly(app.consumer)
+        streams[:] = [stream]
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            busy[0] = True
             if rebuilt_at:  # the first batch after a recovery: how long the worker waited for it
                 log.info("first batch after recovery: %d events, %.1f s after the join state was rebuilt",
                          len(events), time.monotonic() - rebuilt_at.pop())  # fmt: skip
             if epochs is not None:
                 events = await epochs.admit(events)
+            watch.received((e.message.tp, e.message.offset) for e in events)
             await send(runtime.process(_records(events)))
+            busy[0] = False
             yield None
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def reread_stalled_partitions() -> None:
+        if app.rebalancing or app.in_recovery or not streams or busy[0]:
+            return
+        consumer: Any = app.consumer
+        positions = {tp: await consumer.position(tp) for tp in consumer.assignment() if tp.topic in inputs}
+        buffered = not streams[0].channel.queue.empty()
+        for tp, offset in watch.stalled(positions, buffered=buffered or busy[0]).items():
+            log.warning("%s[%d]: fetched up to %s but records from offset %d never reached the join; reading "
+                        "them again", tp.topic, tp.partition, positions[tp], offset)  # fmt: skip
+            metrics.stalled_seeks.labels(tp.topic).inc()
+            await consumer._thread.seek_wait({tp: offset})  # in the consumer's thread (stream.join_epoch)
 
     @app.timer(interval=max(0.1, settings.idle_s / 4))  # type: ignore[untyped-decorator]
     async def close_idle_windows() -> None:

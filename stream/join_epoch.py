@@ -29,8 +29,10 @@ the log's name (:class:`stream.log_epoch.LogEpochs`):
   partition back: Faust drops records fetched during a rebalance and relies
   on its seek to the committed offset to read them again, and a new log has
   nothing committed yet, so a partition whose fetch position passed the
-  expected offset without progress for 2 s is sought back. Commits of such a
-  partition never pass the last record processed in the new log;
+  expected offset without records reaching the agent is sought back
+  (:class:`stream.delivery_watch.DeliveryWatch`, which keeps watching the
+  partition after the gate released it). Commits of such a partition never
+  pass the last record processed in the new log;
 - **session state of the old log**: kept. The sessions this worker holds were
   joined from records that are gone with the old log; their windows close as
   usual and their examples are emitted (dropping them would lose clicks
@@ -55,6 +57,7 @@ import faust
 from faust.types import TP
 from faust.types.tuples import ack_lock
 
+from stream.delivery_watch import DeliveryWatch
 from stream.log_epoch import LogEpochs
 
 __all__ = ["JoinLogEpochs", "OffsetGate"]
@@ -217,14 +220,22 @@ class JoinLogEpochs:
     :meth:`install` once, and pass every micro-batch through :meth:`admit`.
     """
 
-    def __init__(self, app: faust.App, epochs: LogEpochs, *, gate: OffsetGate | None = None) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        epochs: LogEpochs,
+        *,
+        gate: OffsetGate | None = None,
+        watch: DeliveryWatch[Any] | None = None,
+    ) -> None:
         self.app = app
         self.epochs = epochs
         self.gate = gate or OffsetGate()
+        #: Told of every seek this makes; the app checks it for partitions whose records never arrive.
+        self.watch = watch or DeliveryWatch()
         self.topics = frozenset(epochs.topics)
         self.resets = 0  # partitions sought to a new log's start
         self._gated_consumer: Any = None
-        self._progress_at: dict[Any, float] = {}
 
     def start(self) -> dict[str, str]:
         return self.epochs.start()
@@ -239,9 +250,11 @@ class JoinLogEpochs:
             # records fetched during the rebalance are discarded by Faust, which relies on its
             # seek to the committed offset to read them again — and a new log has none yet.
             mine = app.consumer.assignment()
-            for tp in self.gate.expected():
+            for tp, nxt in self.gate.expected().items():
                 if tp not in mine:
                     self.gate.forget(tp)
+                else:
+                    self.watch.expect(tp, nxt)
             # Asked in-line: an await here lets the fetcher run against a half-made assignment.
             for topic in self.epochs.check_now():
                 await self._reset(topic, inline=True)
@@ -252,7 +265,6 @@ class JoinLogEpochs:
                 return
             for topic in await self.epochs.check():
                 await self._reset(topic)
-            await self._unstick()
             self.gate.release_settled()
 
     async def admit(self, events: Sequence[Any]) -> list[Any]:
@@ -263,13 +275,10 @@ class JoinLogEpochs:
             return list(events)
         out: list[Any] = []
         consumer: Any = self.app.consumer
-        now = time.monotonic()
         for event in events:
             m = event.message
-            tp = m.tp
-            if m.topic not in self.topics or self.gate.admit(tp, m.offset):
+            if m.topic not in self.topics or self.gate.admit(m.tp, m.offset):
                 out.append(event)
-                self._progress_at[tp] = now
             else:
                 _never_ack(consumer, m)
         await self._seek_back(self.gate.take_seeks())
@@ -305,6 +314,7 @@ class JoinLogEpochs:
             await consumer._thread.seek_wait(dict.fromkeys(mine, 0))  # also clears _read_offset
         for tp in mine:
             _forget_offsets(consumer, tp)
+            self.watch.expect(tp, 0)
         self.resets += len(mine)
         log.warning(
             "%s: new log; partitions %s read again from offset 0", topic, [tp.partition for tp in mine]
@@ -322,23 +332,7 @@ class JoinLogEpochs:
             # A committed offset beyond what this log has delivered is an old log's: forget it.
             consumer._committed_offset.pop(tp, None)
             await consumer._thread.seek_wait({tp: offset})  # in the consumer's thread (see _reset)
-
-    async def _unstick(self) -> None:
-        """Seek back a reset partition whose fetch position passed the expected offset without progress.
-
-        Faust drops records fetched while a rebalance is under way and counts on its seek to
-        the committed offset to read them again; a new log has nothing committed yet.
-        """
-        consumer: Any = self.app.consumer
-        now = time.monotonic()
-        assigned = consumer.assignment()
-        for tp, nxt in self.gate.expected().items():
-            if tp not in assigned or now - self._progress_at.get(tp, 0.0) < 2.0:
-                continue
-            position = await consumer.position(tp)
-            if position is not None and position > nxt:
-                self._progress_at[tp] = now
-                await self._seek_back({tp: nxt})
+            self.watch.expect(tp, offset)
 
     def _gate_commits(self) -> None:
         """Route the consumer's commits through :meth:`_commit_offsets` (once)."""

@@ -5,14 +5,8 @@ bytes is the same bytes), without the serializer registry and codec-chain
 calls per record: ~4.6 % of the join worker's profile samples before,
 ~1.0 % after (py-spy, ``smarttrip bench join``, session 7).
 
-Session 7 also tried delivering each record to the stream without mode's
-``wait_first`` tasks when the callback finished at its first step (14 % of
-the join worker's samples): it stalled the join worker after a broker
-restart it was frozen through (no example of the new log in 3 of 5 runs of
-``test_broker_restart``'s frozen variant, 4 of 4 passed without it) — likely
-Faust's read offset moved past a seek by records delivered without a turn
-of the event loop (README, "Known gaps"). It is not in the code (commit
-498d3d9 has it).
+The other per-record cut, delivering a record without mode's ``wait_first``
+tasks, is :mod:`stream.eager_delivery`.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def test_join_worker_keeps_joining_after_the_broker_restarts_empty(
         # gated for 60 s in 2 of ~8 runs (its examples all correct; cause not found, see README Known gaps).
         gated = worker.metrics()["smarttrip_stream_log_gated_partitions{}"]
         deadline = time.monotonic() + 30  # 10 s without refusals, then a commit or the 1 s check
-        while gated and not frozen and time.monotonic() < deadline:
+        while gated and time.monotonic() < deadline:
             time.sleep(0.5)
             gated = worker.metrics()["smarttrip_stream_log_gated_partitions{}"]
         alive = worker.alive()
@@ -90,4 +90,4 @@ def test_join_worker_keeps_joining_after_the_broker_restarts_empty(
     audit = audit_examples(second, expected_after)
     assert alive, log
     assert audit.problems == [], (audit.problems, log)
-    assert frozen or gated == 0, log
+    assert gated == 0, log
