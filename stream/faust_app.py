@@ -12,8 +12,10 @@ rebalance or a crash.
 ``mode="count"`` builds the same app with an agent that only counts records:
 the baseline the join benchmark measures in the same run. Both modes take
 the same cuts in Faust's per-record path (:mod:`stream.raw_schema`'s raw
-decoding and Faust's opt-in ``cython_optimizations``), so the benchmark's
-ratio stays honest.
+decoding, :mod:`stream.eager_delivery` and Faust's opt-in
+``cython_optimizations``), so the benchmark's ratio stays honest. The join
+also reads again input records Faust fetched but never delivered
+(:mod:`stream.delivery_watch`).
 """
 
 from __future__ import annotations
