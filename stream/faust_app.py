@@ -257,15 +257,17 @@ def create_app(
         deliver_eagerly(app.consumer)
         streams[:] = [stream]
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            busy[0] = True
             if rebuilt_at:  # the first batch after a recovery: how long the worker waited for it
                 log.info("first batch after recovery: %d events, %.1f s after the join state was rebuilt",
                          len(events), time.monotonic() - rebuilt_at.pop())  # fmt: skip
-            if epochs is not None:
-                events = await epochs.admit(events)
-            watch.received((e.message.tp, e.message.offset) for e in events)
-            await send(runtime.process(_records(events)))
-            busy[0] = False
+            busy[0] = True
+            try:
+                if epochs is not None:
+                    events = await epochs.admit(events)
+                watch.received((e.message.tp, e.message.offset) for e in events)
+                await send(runtime.process(_records(events)))
+            finally:
+                busy[0] = False
             yield None
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
