@@ -50,6 +50,8 @@ class DeliveryWatch(Generic[K]):
     {}
     >>> w.stalled({("t", 0): 171}, buffered=False)  # position at the next record: nothing missing
     {}
+    >>> w.progress()
+    {('t', 0): 170}
     """
 
     def __init__(self, *, stall_s: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -66,6 +68,10 @@ class DeliveryWatch(Generic[K]):
         for tp, offset in records:
             last[tp] = offset
             at[tp] = now
+
+    def progress(self) -> dict[K, int]:
+        """The offset of the last record received per partition (what the agent has taken, not its buffer)."""
+        return dict(self._last)
 
     def expect(self, tp: K, offset: int) -> None:
         """``tp`` was sought to ``offset``: its next record should be that one."""

@@ -237,12 +237,16 @@ def create_app(
 
     inputs = (settings.topic_impressions, settings.topic_interactions)
 
-    def backlogged() -> list[tuple[str, int]]:
-        return [tp for tp, lag in partition_lags(app, inputs).items() if lag > 0]
-
-    runtime.backlogged = backlogged
     # Input records fetched but never delivered are read again (stream.delivery_watch).
     watch: DeliveryWatch[Any] = DeliveryWatch()
+
+    def backlogged() -> list[tuple[str, int]]:
+        # Counted from what the agent took, not from Faust's read offset: records waiting in the
+        # stream's buffer are unread to the join (a topic whose records sat there past idle_s stopped
+        # holding its partition's watermark back, and they came too late: session 8, full-size backlog).
+        return [tp for tp, lag in partition_lags(app, inputs, watch.progress()).items() if lag > 0]
+
+    runtime.backlogged = backlogged
     epochs: JoinLogEpochs | None = None
     if settings.log_epoch == AUTO:  # a new log of an input topic is read from its start (stream.join_epoch)
         epochs = JoinLogEpochs(app, LogEpochs(settings.kafka_bootstrap, inputs), watch=watch)
@@ -290,7 +294,7 @@ def create_app(
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
-        lags = consumer_lag(app, (settings.topic_impressions, settings.topic_interactions))
+        lags = consumer_lag(app, (settings.topic_impressions, settings.topic_interactions), watch.progress())
         for topic, lag in lags.items():
             metrics.consumer_lag.labels(topic).set(lag)
         if epochs is not None:
