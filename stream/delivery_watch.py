@@ -21,6 +21,11 @@ seeks it back to the record after the last one received. A false alarm (a
 drain loop that held fetched records for longer than ``stall_s`` without
 buffering them) costs re-delivered records, which the join takes as
 duplicates, never a loss.
+
+The same offsets are the join's input progress (:meth:`DeliveryWatch.progress`):
+its lag and its "topic still behind" test for the watermark count from what
+the agent took, not from Faust's read offset, which counts records waiting
+in the stream's buffer as read.
 """
 
 from __future__ import annotations
