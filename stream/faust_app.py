@@ -294,7 +294,7 @@ def create_app(
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
-        lags = consumer_lag(app, (settings.topic_impressions, settings.topic_interactions), watch.progress())
+        lags = consumer_lag(app, inputs, watch.progress())
         for topic, lag in lags.items():
             metrics.consumer_lag.labels(topic).set(lag)
         if epochs is not None:

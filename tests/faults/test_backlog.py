@@ -56,12 +56,15 @@ TTL = {"allowed_lateness_s": "18", "bot_state_ttl_s": "25", "user_cap_window_s":
 EVENT_RATE = 1_000.0
 
 
+#: (s, events read, RSS, open sessions, traffic-quality entries: sessions of the bot rules, users of the cap)
+Sample = tuple[float, float, int, float, float, float]
+
+
 @dataclass
 class Drain:
     produced: int
     expected: Expected
-    # (s, events read, RSS, open sessions, traffic-quality entries: sessions of the bot rules, users of the cap)
-    samples: list[tuple[float, float, int, float, float, float]]
+    samples: list[Sample]
     drained_s: float
     lag: float
     final: dict[str, float]
@@ -69,6 +72,18 @@ class Drain:
 
     def total(self, prefix: str) -> float:
         return sum(v for k, v in self.final.items() if k.startswith(prefix))
+
+    def halves(self) -> tuple[list[Sample], list[Sample]]:
+        """The samples taken while the first half of the events was read, and those after."""
+        first = [s for s in self.samples if 0 < s[1] < self.produced / 2]
+        second = [s for s in self.samples if s[1] >= self.produced / 2]
+        return first, second
+
+    def rss(self) -> tuple[int, int, int]:
+        """RSS at the first sample, when half the events were read, and at its peak."""
+        first, second = self.halves()
+        assert first and second, self.samples
+        return first[0][2], second[0][2], max(s[2] for s in self.samples)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +98,7 @@ def drain() -> Iterator[Drain]:
         )  # fmt: skip
         produced = produce_all(services, records)
         del records
-        samples: list[tuple[float, float, int, float, float, float]] = []
+        samples: list[Sample] = []
         worker = WorkerProcess(run.env, name="join-backlog")
         try:
             started = time.monotonic()
@@ -131,13 +146,12 @@ def test_backlog_drains_to_zero_lag_with_bounded_state(drain: Drain) -> None:
     samples, produced = drain.samples, drain.produced
     assert drain.lag == 0
     assert drain.total("smarttrip_stream_events_total{outcome=ok") == produced
-    first = [s for s in samples if 0 < s[1] < produced / 2]
-    second = [s for s in samples if s[1] >= produced / 2]
+    first, second = drain.halves()
     assert len(first) >= 3 and len(second) >= 3, samples
     sessions_1, sessions_2 = max(s[3] for s in first), max(s[3] for s in second)
     rules_1, rules_2 = max(s[4] for s in first), max(s[4] for s in second)
     users_1, users_2 = max(s[5] for s in first), max(s[5] for s in second)
-    rss_start, rss_mid, rss_peak = first[0][2], second[0][2], max(s[2] for s in samples)
+    rss_start, rss_mid, rss_peak = drain.rss()
     report = (
         f"\n{produced} events drained in {drain.drained_s:.0f} s ({produced / drain.drained_s:.0f}/s); "
         f"RSS {rss_start / MiB:.0f} (first sample) → {rss_mid / MiB:.0f} (half drained) → {rss_peak / MiB:.0f} MiB "
@@ -160,19 +174,14 @@ def test_backlog_drains_to_zero_lag_with_bounded_state(drain: Drain) -> None:
     "At full size it passes: 226 -> 854 -> 899 MiB (session 8)",
 )
 def test_backlog_rss_levels_off(drain: Drain) -> None:
-    samples, produced = drain.samples, drain.produced
-    first = [s for s in samples if 0 < s[1] < produced / 2]
-    second = [s for s in samples if s[1] >= produced / 2]
-    assert first and second, samples
-    rss_start, rss_mid, rss_peak = first[0][2], second[0][2], max(s[2] for s in samples)
+    rss_start, rss_mid, rss_peak = drain.rss()
     assert rss_peak - rss_mid < 0.5 * (rss_mid - rss_start), (rss_start, rss_mid, rss_peak)
 
 
 def _halves_peaks(drain: Drain, column: int) -> tuple[float, float]:
-    first = [s[column] for s in drain.samples if 0 < s[1] < drain.produced / 2]
-    second = [s[column] for s in drain.samples if s[1] >= drain.produced / 2]
+    first, second = drain.halves()
     assert first and second
-    return max(first), max(second)
+    return max(s[column] for s in first), max(s[column] for s in second)
 
 
 # The traffic-quality state in two parts (the gauge's ``kind``), each on its own: their sum peaked in
